@@ -1,0 +1,43 @@
+//! wasmhost: one process that serves many HTTP microservices, each a
+//! sandboxed WebAssembly component (WASI 0.2 `wasi:http/proxy` or WASI 0.3
+//! `wasi:http/service`), with fuel, memory and wall-clock limits per request.
+//!
+//! # Layout
+//! - [`cli`]: clap types; flags become overrides on the manifest's `[host]`.
+//! - [`commands`]: `serve` and `check`, orchestration only.
+//! - [`manifest`]: parse and validate `manifest.toml`, every problem with file, line, service and field.
+//! - [`limits`]: the one `Limits` struct per service and how it is applied to a `Store`.
+//! - [`router`]: pure route table (segment-boundary prefixes, longest match, host routes).
+//! - [`engine`]: the wasmtime `Engine` (async, pooling allocator, fuel, epochs), the linker, the epoch ticker.
+//! - [`state`]: per-request store data (`HostState`) and its WASI views.
+//! - [`outbound`]: the outbound HTTP policy (`allowed_outbound_hosts`).
+//! - [`guest_log`]: a guest's stdout/stderr turned into log events.
+//! - [`service`]: a loaded service: compiled component, pre-instance, limits, admission.
+//! - [`invoke`]: one request: fresh store, instantiate, call, classify the failure.
+//! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
+//! - [`body`]: request-body limit and the response body that aborts on a late guest failure.
+//! - [`registry`]: the live routing snapshot behind an `ArcSwap`.
+//! - [`server`]: the data plane: `Server::serve(listener, shutdown)`.
+//! - [`listen`]: binding listeners and the `listening` startup event.
+//! - [`shutdown`]: signals and the drain of in-flight requests.
+//! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
+#![deny(missing_docs)]
+
+pub mod body;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod error_kind;
+pub mod guest_log;
+pub mod invoke;
+pub mod limits;
+pub mod listen;
+pub mod manifest;
+pub mod outbound;
+pub mod registry;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,148 @@
+//! `Limits`: the one source of truth for what a service's requests may use.
+//!
+//! A service's limits are resolved once, when the manifest is loaded:
+//! the built-in defaults below, then `[defaults]`, then the service's own
+//! keys (`Limits::with_overrides`). Nothing else in the host picks a limit.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// Fuel per request when neither `[defaults]` nor the service sets it.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// Linear memory per instance by default: 128 MiB.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// Wall-clock time per request by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests in flight per service by default.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
+/// Largest request body by default: 10 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
+/// Idle time before a service's compiled code is dropped, by default.
+pub const DEFAULT_IDLE_UNLOAD: Duration = Duration::from_secs(600);
+/// The smallest `memory` accepted: one 64 KiB wasm page.
+pub const MIN_MEMORY: u64 = 64 << 10;
+
+/// Every per-service limit, resolved (`[defaults]` merged with the
+/// service's overrides).
+///
+/// Serializes for the admin API with the manifest's spelling: fuel as an
+/// integer or `"unlimited"`, sizes in bytes, durations as `"10s"`-style
+/// strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Wasm fuel per request; `None` = `"unlimited"`.
+    #[serde(serialize_with = "serialize_fuel")]
+    pub fuel: Option<u64>,
+    /// Linear memory per instance, in bytes.
+    pub memory: u64,
+    /// Wall clock per request, body streaming included.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+    /// Requests in flight per service (at least 1).
+    pub max_concurrency: u32,
+    /// Largest accepted request body, in bytes.
+    pub max_request_body: u64,
+    /// Drop compiled code after this long without traffic.
+    #[serde(serialize_with = "serialize_duration")]
+    pub idle_unload: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: Some(DEFAULT_FUEL),
+            memory: DEFAULT_MEMORY,
+            timeout: DEFAULT_TIMEOUT,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            idle_unload: DEFAULT_IDLE_UNLOAD,
+        }
+    }
+}
+
+/// Limits set in one place (`[defaults]` or a `[[service]]`); `None` means
+/// "not set here, inherit".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    /// `Some(None)` sets fuel to `"unlimited"`.
+    pub fuel: Option<Option<u64>>,
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Wall clock per request.
+    pub timeout: Option<Duration>,
+    /// Requests in flight.
+    pub max_concurrency: Option<u32>,
+    /// Bytes.
+    pub max_request_body: Option<u64>,
+    /// Idle time before unloading.
+    pub idle_unload: Option<Duration>,
+}
+
+impl Limits {
+    /// These limits with every limit that `overrides` sets replaced.
+    pub fn with_overrides(&self, overrides: &LimitOverrides) -> Limits {
+        Limits {
+            fuel: overrides.fuel.unwrap_or(self.fuel),
+            memory: overrides.memory.unwrap_or(self.memory),
+            timeout: overrides.timeout.unwrap_or(self.timeout),
+            max_concurrency: overrides.max_concurrency.unwrap_or(self.max_concurrency),
+            max_request_body: overrides.max_request_body.unwrap_or(self.max_request_body),
+            idle_unload: overrides.idle_unload.unwrap_or(self.idle_unload),
+        }
+    }
+}
+
+fn serialize_fuel<S: Serializer>(fuel: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match fuel {
+        Some(fuel) => s.serialize_u64(*fuel),
+        None => s.serialize_str("unlimited"),
+    }
+}
+
+/// Durations as the manifest writes them: `10s`, `1m30s`, `250ms`.
+fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::manifest::units::HumanDuration(*d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let limits = Limits::default();
+        assert_eq!(limits.fuel, Some(1_000_000_000));
+        assert_eq!(limits.memory, 128 * 1024 * 1024);
+        assert_eq!(limits.timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_concurrency, 256);
+        assert_eq!(limits.max_request_body, 10 * 1024 * 1024);
+        assert_eq!(limits.idle_unload, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let overrides = LimitOverrides {
+            fuel: Some(None),
+            timeout: Some(Duration::from_secs(2)),
+            ..LimitOverrides::default()
+        };
+        let limits = Limits::default().with_overrides(&overrides);
+        assert_eq!(limits.fuel, None);
+        assert_eq!(limits.timeout, Duration::from_secs(2));
+        assert_eq!(limits.memory, DEFAULT_MEMORY);
+    }
+
+    #[test]
+    fn limits_serialize_in_the_manifest_spelling() {
+        let limits = Limits {
+            fuel: None,
+            ..Limits::default()
+        };
+        let json = serde_json::to_value(&limits).unwrap();
+        assert_eq!(json["fuel"], "unlimited");
+        assert_eq!(json["timeout"], "10s");
+        assert_eq!(json["idle_unload"], "10m");
+        assert_eq!(json["memory"], 134_217_728);
+    }
+}

@@ -1,0 +1,32 @@
+//! The `wasmhost` binary: parse the command line, set up logging, run, and
+//! map the outcome to an exit code (0 clean stop, 1 configuration or start
+//! failure, 2 usage error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match wasmhost::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout with exit code 0, and
+            // usage errors to stderr; usage errors map to exit code 2.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    wasmhost::telemetry::init(cli.log_format());
+    match wasmhost::commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "wasmhost failed");
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The manifest: what to serve, where, and with which limits.
+//!
+//! `Manifest::load` reads and checks a manifest file and returns either a
+//! fully resolved `Manifest` (defaults applied, paths resolved, files
+//! checked) or every `Problem` in it at once, each with file, line, column,
+//! service and field. The reference for every key is `docs/manifest.md`.
+//!
+//! - `schema.rs`: the TOML shape, loaded key by key (unknown keys, types);
+//! - `units.rs`: validated newtypes (durations, sizes, fuel, names, routes);
+//! - `outbound_rule.rs`: `OutboundRule` (`allowed_outbound_hosts` entries);
+//! - `validate.rs`: defaults, paths, and checks across values (required
+//!   keys, unique names, route clashes, files on disk);
+//! - `problem.rs`: `Problem` and `Problems`.
+//!
+//! A manifest with no `[[service]]` is valid: the host starts and answers
+//! every request with `no_route` until a reload adds services.
+
+pub mod outbound_rule;
+pub mod problem;
+pub mod schema;
+pub mod units;
+mod validate;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+use toml::de::DeTable;
+
+use crate::limits::Limits;
+use crate::router::Route;
+
+pub use outbound_rule::OutboundRule;
+pub use problem::{Problem, Problems};
+
+/// A checked manifest, ready to serve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    /// The manifest path as given (watched for hot reload).
+    pub path: PathBuf,
+    /// Parent of `path` as given, symlinks not resolved (SPEC: a ConfigMap's
+    /// `cfg/manifest.toml -> ..data/manifest.toml` resolves against `cfg/`);
+    /// `.` when `path` has no parent. Every relative path in the manifest
+    /// was resolved against it.
+    pub dir: PathBuf,
+    /// `[host]`, defaults applied.
+    pub host: HostConfig,
+    /// Every `[[service]]`, in file order.
+    pub services: Vec<ServiceConfig>,
+}
+
+/// Process-wide settings from `[host]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostConfig {
+    /// Data-plane address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Admin-plane address; `None` = no admin listener.
+    pub admin: Option<SocketAddr>,
+    /// Precompiled-component cache, resolved against the manifest's folder.
+    /// Default `.wasmhost-cache`.
+    pub cache_dir: PathBuf,
+    /// Longest wait for requests in flight at a graceful stop. Default 30s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub shutdown_grace: Duration,
+    /// Hot-reload on manifest or component changes. Default `true`.
+    pub watch: bool,
+}
+
+impl Default for HostConfig {
+    /// The settings of an empty `[host]` table, with `cache_dir` relative to
+    /// the current directory.
+    fn default() -> Self {
+        HostConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            admin: None,
+            cache_dir: PathBuf::from(".wasmhost-cache"),
+            shutdown_grace: Duration::from_secs(30),
+            watch: true,
+        }
+    }
+}
+
+/// One `[[service]]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceConfig {
+    /// Unique name, `[a-z0-9-]+`.
+    pub name: String,
+    /// The component file, resolved against the manifest's folder; it
+    /// existed when the manifest was checked.
+    pub component: PathBuf,
+    /// From `route` or `routes`, each with the service's `host` (if any).
+    /// Never empty.
+    pub routes: Vec<Route>,
+    /// `[defaults]` merged with the service's own limits.
+    pub limits: Limits,
+    /// The guest's whole environment, sorted by key.
+    #[serde(serialize_with = "serialize_pairs")]
+    pub env: Vec<(String, String)>,
+    /// Read-only preopened directories: guest path → host directory
+    /// (resolved; it existed and was a directory when checked). Sorted by
+    /// guest path.
+    #[serde(serialize_with = "serialize_pairs")]
+    pub files: Vec<(String, PathBuf)>,
+    /// Outbound HTTP the guest may make; empty = none.
+    pub allowed_outbound_hosts: Vec<OutboundRule>,
+    /// Line and column of the `component` value, so that problems found
+    /// later (a component that fails to compile) can point at it.
+    #[serde(skip)]
+    pub component_at: (usize, usize),
+}
+
+impl ServiceConfig {
+    /// Whether an outbound request to `scheme://host:port` is allowed.
+    pub fn allows_outbound(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.allowed_outbound_hosts
+            .iter()
+            .any(|rule| rule.allows(scheme, host, port))
+    }
+}
+
+impl Manifest {
+    /// Reads and checks the manifest at `path`. An unreadable file is one
+    /// problem without a line.
+    pub fn load(path: &Path) -> Result<Manifest, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let message = match e.kind() {
+                std::io::ErrorKind::NotFound => "manifest file not found".to_owned(),
+                std::io::ErrorKind::InvalidData => {
+                    "cannot read the manifest: it is not UTF-8 text".to_owned()
+                }
+                _ => format!("cannot read the manifest: {e}"),
+            };
+            Problems(vec![Problem::whole_file(path, message)])
+        })?;
+        Manifest::from_str(&text, path)
+    }
+
+    /// Checks manifest `text` as if read from `path`: relative paths in it
+    /// (components, `files`, `cache_dir`) resolve against `path`'s folder,
+    /// and components and `files` directories must exist there.
+    pub fn from_str(text: &str, path: &Path) -> Result<Manifest, Problems> {
+        let mut cx = problem::Collector::new(path, text);
+        let doc = match DeTable::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                // toml does not name the duplicate key; its span does.
+                let duplicate = text
+                    .get(span.clone())
+                    .filter(|key| e.message() == "duplicate key" && !key.is_empty());
+                let message = match duplicate {
+                    Some(key) => format!("invalid TOML: duplicate key `{key}`: give each key once"),
+                    None => format!("invalid TOML: {}", e.message()),
+                };
+                cx.push(span, None, message);
+                return Err(Problems(cx.finish()));
+            }
+        };
+        let spec = schema::ManifestSpec::from_document(doc.get_ref(), &mut cx);
+        let manifest = validate::build(&spec, path, &mut cx);
+        if cx.has_problems() {
+            Err(Problems(cx.finish()))
+        } else {
+            Ok(manifest)
+        }
+    }
+
+    /// Every route with the index of its service in `services`, ready for
+    /// `Router::new`.
+    pub fn routes(&self) -> impl Iterator<Item = (Route, usize)> + '_ {
+        self.services
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.routes.iter().map(move |r| (r.clone(), i)))
+    }
+
+    /// The service called `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&units::HumanDuration(*d))
+}
+
+/// Key-value pairs as a JSON object (in their order).
+fn serialize_pairs<S: Serializer, V: Serialize>(
+    pairs: &[(String, V)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::Router;
+
+    /// A file that exists wherever the tests run, to stand in for a component.
+    const COMPONENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+
+    fn manifest(text: &str) -> Manifest {
+        let text = text.replace("COMPONENT", COMPONENT);
+        Manifest::from_str(&text, Path::new("cfg/manifest.toml")).unwrap_or_else(|p| panic!("{p}"))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        let text = text.replace("COMPONENT", COMPONENT);
+        let problems = Manifest::from_str(&text, Path::new("m.toml")).unwrap_err();
+        problems.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_apply_to_services_that_do_not_override_them() {
+        let m = manifest(
+            r#"
+            [defaults]
+            fuel = 5
+            timeout = "2s"
+            [[service]]
+            name = "a"
+            component = "COMPONENT"
+            route = "/a"
+            timeout = "1s"
+            [[service]]
+            name = "b"
+            component = "COMPONENT"
+            route = "/b"
+            "#,
+        );
+        let a = m.service("a").unwrap();
+        let b = m.service("b").unwrap();
+        assert_eq!(a.limits.fuel, Some(5));
+        assert_eq!(a.limits.timeout, Duration::from_secs(1));
+        assert_eq!(b.limits.timeout, Duration::from_secs(2));
+        assert_eq!(b.limits.memory, Limits::default().memory);
+    }
+
+    #[test]
+    fn paths_resolve_against_the_manifest_folder_as_given() {
+        let m = manifest("[host]\ncache_dir = \"cache\"\n");
+        assert_eq!(m.dir, Path::new("cfg"));
+        assert_eq!(m.host.cache_dir, Path::new("cfg/cache"));
+        let m = Manifest::from_str("", Path::new("manifest.toml")).unwrap();
+        assert_eq!(m.dir, Path::new("."));
+        assert_eq!(m.host.cache_dir, Path::new(".wasmhost-cache"));
+    }
+
+    #[test]
+    fn an_empty_manifest_is_valid_and_uses_every_default() {
+        let m = Manifest::from_str("", Path::new("m.toml")).unwrap();
+        assert!(m.services.is_empty());
+        assert_eq!(m.host.listen, HostConfig::default().listen);
+        assert_eq!(m.host.admin, None);
+        assert_eq!(m.host.shutdown_grace, Duration::from_secs(30));
+        assert!(m.host.watch);
+    }
+
+    #[test]
+    fn routes_carry_the_service_host_and_feed_the_router() {
+        let m = manifest(
+            r#"
+            [[service]]
+            name = "site"
+            component = "COMPONENT"
+            routes = ["/", "/docs/"]
+            host = "Example.com"
+            [[service]]
+            name = "api"
+            component = "COMPONENT"
+            route = "/api"
+            "#,
+        );
+        assert_eq!(
+            m.services[0].routes,
+            vec![
+                Route::on_host("example.com", "/"),
+                Route::on_host("example.com", "/docs")
+            ]
+        );
+        let router = Router::new(m.routes());
+        assert_eq!(router.lookup(Some("example.com:8080"), "/docs/x"), Some(&0));
+        assert_eq!(router.lookup(Some("other"), "/api/x"), Some(&1));
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let found = problems(
+            r#"
+            [defaults]
+            fuel = -1
+            memory = "lots"
+            [[service]]
+            name = "A"
+            component = "missing.wasm"
+            route = "a"
+            "#,
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0].starts_with("m.toml:3:20: field `defaults.fuel`"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn loading_a_missing_file_is_one_problem_without_a_line() {
+        let problems = Manifest::load(Path::new("/nonexistent/manifest.toml")).unwrap_err();
+        assert_eq!(
+            problems.to_string(),
+            "/nonexistent/manifest.toml: manifest file not found"
+        );
+    }
+
+    #[test]
+    fn outbound_rules_are_checked_per_service() {
+        let m = manifest(
+            r#"
+            [[service]]
+            name = "a"
+            component = "COMPONENT"
+            route = "/"
+            allowed_outbound_hosts = ["https://api.example.com"]
+            "#,
+        );
+        assert!(m.services[0].allows_outbound("https", "api.example.com", 443));
+        assert!(!m.services[0].allows_outbound("http", "api.example.com", 80));
+    }
+}

@@ -1,0 +1,408 @@
+//! The manifest's TOML shape: one struct per table, every field spanned.
+//!
+//! The structs derive `Deserialize` with `deny_unknown_fields`, so they are
+//! usable with plain `toml::from_str`. But a serde pass stops at the first
+//! error, and `wasmhost check` must report all of them, so the loader below
+//! walks the parsed document itself: each table's keys are checked against
+//! its `KEYS` (unknown keys get a "did you mean" hint), and each value is
+//! deserialized on its own, so one bad value does not hide the next. Values
+//! are turned into the validated newtypes of `units.rs` here; what needs more
+//! than one value (duplicates, clashes, files on disk) is `validate.rs`'s job.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::problem::Collector;
+use super::units::{
+    ByteSize, Fuel, HumanDuration, ListenAddr, MaxConcurrency, RouteHost, RoutePrefix, ServiceName,
+};
+
+/// Declares a manifest table: the struct (every field an optional spanned
+/// value), its `KEYS`, and `from_table`, which loads each key on its own and
+/// collects a problem for each unknown key or bad value.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident in $table:literal, fields prefixed $prefix:literal {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: Option<Spanned<$ty>>, )*
+            /// Every known key written in the file, even those whose value
+            /// was refused: a refused value must not also count as missing.
+            #[serde(skip)]
+            pub present: Vec<&'static str>,
+        }
+
+        impl $name {
+            /// Every key this table accepts, in documentation order.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// How the table is written, for messages.
+            pub const TABLE: &'static str = $table;
+
+            /// Loads every key of `table`, collecting a problem for each
+            /// unknown key and each value of the wrong type or form.
+            pub(crate) fn from_table(table: &DeTable<'_>, cx: &mut Collector<'_>) -> Self {
+                let mut section = Self::default();
+                for (key, value) in table {
+                    match key.get_ref().as_ref() {
+                        $( stringify!($field) => {
+                            section.present.push(stringify!($field));
+                            section.$field = load(value, cx, concat!($prefix, stringify!($field)));
+                        } )*
+                        other => unknown_key(cx, key.span(), other, concat!("`", $table, "`"), Self::KEYS),
+                    }
+                }
+                section
+            }
+        }
+    };
+}
+
+section! {
+    /// `[host]`: process-wide settings.
+    pub struct HostSection in "[host]", fields prefixed "host." {
+        /// Address of the data plane. Port 0 picks a free port (and logs it).
+        /// Default `"127.0.0.1:8080"`. Example: `listen = "0.0.0.0:8080"`
+        listen: ListenAddr,
+        /// Address of the admin plane (health, readiness, metrics, admin
+        /// API). Default: none. Example: `admin = "127.0.0.1:9090"`
+        admin: ListenAddr,
+        /// Directory for precompiled components, relative to the manifest's
+        /// folder. Default `".wasmhost-cache"`.
+        /// Example: `cache_dir = "/var/cache/wasmhost"`
+        cache_dir: String,
+        /// How long a graceful stop waits for requests in flight.
+        /// Default `"30s"`. Example: `shutdown_grace = "5s"`
+        shutdown_grace: HumanDuration,
+        /// Hot-reload on manifest or component changes. Default `true`.
+        /// Example: `watch = false`
+        watch: bool,
+    }
+}
+
+section! {
+    /// `[defaults]`: limits every service inherits unless it overrides them.
+    pub struct DefaultsSection in "[defaults]", fields prefixed "defaults." {
+        /// Wasm fuel per request, or `"unlimited"`. Default `1_000_000_000`.
+        /// Example: `fuel = 50_000_000`
+        fuel: Fuel,
+        /// Linear memory per instance. Default `"128MiB"`.
+        /// Example: `memory = "64MiB"`
+        memory: ByteSize,
+        /// Wall clock per request, body streaming included. Default `"10s"`.
+        /// Example: `timeout = "2s"`
+        timeout: HumanDuration,
+        /// Requests in flight per service. Default `256`.
+        /// Example: `max_concurrency = 16`
+        max_concurrency: MaxConcurrency,
+        /// Largest accepted request body. Default `"10MiB"`.
+        /// Example: `max_request_body = "1MiB"`
+        max_request_body: ByteSize,
+        /// Drop compiled code after this long without traffic. Default `"10m"`.
+        /// Example: `idle_unload = "1h"`
+        idle_unload: HumanDuration,
+    }
+}
+
+section! {
+    /// One `[[service]]`: a component and where it is routed.
+    pub struct ServiceSection in "[[service]]", fields prefixed "" {
+        /// Unique name, `[a-z0-9-]+`. Required. Example: `name = "hello"`
+        name: ServiceName,
+        /// Path of the `.wasm` component, relative to the manifest's folder.
+        /// Required. Example: `component = "hello.wasm"`
+        component: String,
+        /// One route (a path prefix). Either `route` or `routes` is required.
+        /// Example: `route = "/hello"`
+        route: RoutePrefix,
+        /// Several routes. Example: `routes = ["/a", "/b"]`
+        routes: Vec<Spanned<MaybeString>>,
+        /// Restricts the routes to requests for this host.
+        /// Example: `host = "api.example.com"`
+        host: RouteHost,
+        /// Overrides `[defaults].fuel`. Example: `fuel = "unlimited"`
+        fuel: Fuel,
+        /// Overrides `[defaults].memory`. Example: `memory = "256MiB"`
+        memory: ByteSize,
+        /// Overrides `[defaults].timeout`. Example: `timeout = "30s"`
+        timeout: HumanDuration,
+        /// Overrides `[defaults].max_concurrency`. Example: `max_concurrency = 8`
+        max_concurrency: MaxConcurrency,
+        /// Overrides `[defaults].max_request_body`.
+        /// Example: `max_request_body = "100MiB"`
+        max_request_body: ByteSize,
+        /// Overrides `[defaults].idle_unload`. Example: `idle_unload = "1m"`
+        idle_unload: HumanDuration,
+        /// The guest's whole environment. Example: `env = { GREETING = "hi" }`
+        env: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
+        /// Read-only directories: guest path → host directory (relative to the
+        /// manifest's folder). Example: `files = { "/static" = "./public" }`
+        files: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
+        /// Outbound HTTP the guest may make.
+        /// Example: `allowed_outbound_hosts = ["https://api.example.com"]`
+        allowed_outbound_hosts: Vec<Spanned<MaybeString>>,
+    }
+}
+
+/// The whole manifest as written: top-level keys `host`, `defaults` and
+/// `service` (an array of tables).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSpec {
+    /// `[host]`.
+    #[serde(default)]
+    pub host: HostSection,
+    /// `[defaults]`.
+    #[serde(default)]
+    pub defaults: DefaultsSection,
+    /// Every `[[service]]`, in file order, with the span of its table.
+    #[serde(default, rename = "service")]
+    pub services: Vec<Spanned<ServiceSection>>,
+    /// The `name` of each service as written, even when it is invalid, to
+    /// name the service in its problems.
+    #[serde(skip)]
+    pub service_labels: Vec<Option<String>>,
+}
+
+impl ManifestSpec {
+    /// Every top-level key.
+    pub const KEYS: &'static [&'static str] = &["host", "defaults", "service"];
+
+    /// Loads a parsed document, collecting every problem of shape and type.
+    pub(crate) fn from_document(doc: &DeTable<'_>, cx: &mut Collector<'_>) -> Self {
+        let mut spec = ManifestSpec::default();
+        for (key, value) in doc {
+            match key.get_ref().as_ref() {
+                "host" => match value.get_ref() {
+                    DeValue::Table(t) => spec.host = HostSection::from_table(t, cx),
+                    _ => cx.field(
+                        value.span(),
+                        "host",
+                        "`host` must be a table: write `[host]`",
+                    ),
+                },
+                "defaults" => match value.get_ref() {
+                    DeValue::Table(t) => spec.defaults = DefaultsSection::from_table(t, cx),
+                    _ => cx.field(
+                        value.span(),
+                        "defaults",
+                        "`defaults` must be a table: write `[defaults]`",
+                    ),
+                },
+                "service" => load_services(value, cx, &mut spec),
+                other => unknown_key(cx, key.span(), other, "the top level", Self::KEYS),
+            }
+        }
+        spec
+    }
+}
+
+fn load_services(value: &Spanned<DeValue<'_>>, cx: &mut Collector<'_>, spec: &mut ManifestSpec) {
+    let not_array = "`service` must be an array of tables: write each service as `[[service]]`";
+    let DeValue::Array(items) = value.get_ref() else {
+        cx.field(value.span(), "service", not_array);
+        return;
+    };
+    for item in items.iter() {
+        let DeValue::Table(table) = item.get_ref() else {
+            cx.field(item.span(), "service", not_array);
+            continue;
+        };
+        // Name the service in every problem about it, even if the name
+        // itself is invalid: it is what the user will search for.
+        cx.service = table
+            .get("name")
+            .and_then(|name| name.get_ref().as_str())
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned);
+        let section = ServiceSection::from_table(table, cx);
+        spec.services.push(Spanned::new(item.span(), section));
+        spec.service_labels.push(cx.service.take());
+    }
+}
+
+/// An element of a list or table of strings. Elements of another type are
+/// kept (described) instead of failing the whole list, so each bad element
+/// gets its own problem and the good ones are still checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaybeString {
+    /// A string, as expected.
+    String(String),
+    /// Anything else, described for the message: "integer `42`".
+    Other(String),
+}
+
+impl MaybeString {
+    /// The string, or a message saying what was found instead.
+    pub fn as_str(&self) -> Result<&str, String> {
+        match self {
+            MaybeString::String(s) => Ok(s),
+            MaybeString::Other(found) => Err(format!("expected a string, found {found}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MaybeString, E> {
+                Ok(MaybeString::String(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<MaybeString, E> {
+                Ok(MaybeString::Other(format!("boolean `{v}`")))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<MaybeString, E> {
+                Ok(MaybeString::Other(format!("integer `{v}`")))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<MaybeString, E> {
+                Ok(MaybeString::Other(format!("integer `{v}`")))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<MaybeString, E> {
+                Ok(MaybeString::Other(format!("floating point `{v}`")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeString, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeString::Other("an array".to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MaybeString, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeString::Other("a table or date-time".to_owned()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Deserializes one value on its own; a failure becomes a problem on the
+/// value's span and the field is left unset.
+fn load<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    cx: &mut Collector<'_>,
+    field: &str,
+) -> Option<Spanned<T>> {
+    match T::deserialize(ValueDeserializer::from(value.clone())) {
+        Ok(v) => Some(Spanned::new(value.span(), v)),
+        Err(e) => {
+            cx.field(e.span().unwrap_or(value.span()), field, e.message());
+            None
+        }
+    }
+}
+
+/// Records an unknown key, with a "did you mean" hint when a known key is
+/// close, or where the key belongs when it is known in another table.
+fn unknown_key(cx: &mut Collector<'_>, span: Range<usize>, key: &str, table: &str, known: &[&str]) {
+    let hint = if let Some(close) = closest(key, known) {
+        format!("did you mean `{close}`?")
+    } else if let Some(home) = home_of(key).filter(|home| *home != table) {
+        format!("`{key}` belongs in {home}")
+    } else {
+        let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        format!("expected one of {}", list.join(", "))
+    };
+    cx.push(
+        span,
+        None,
+        format!("unknown key `{key}` in {table}: {hint}"),
+    );
+}
+
+/// Where a key that is unknown in one table would be valid.
+fn home_of(key: &str) -> Option<&'static str> {
+    if DefaultsSection::KEYS.contains(&key) {
+        Some("`[defaults]` or a `[[service]]`")
+    } else if ServiceSection::KEYS.contains(&key) {
+        Some("a `[[service]]`")
+    } else if HostSection::KEYS.contains(&key) {
+        Some("`[host]`")
+    } else {
+        None
+    }
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo.
+pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, with a transposition counting as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j] = distance between a[..i] and b[..j]; three rows suffice.
+    let mut before = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(before[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_the_closest_key() {
+        assert_eq!(closest("nmae", ServiceSection::KEYS), Some("name"));
+        assert_eq!(closest("fule", DefaultsSection::KEYS), Some("fuel"));
+        assert_eq!(closest("timout", DefaultsSection::KEYS), Some("timeout"));
+        assert_eq!(closest("Listen", HostSection::KEYS), Some("listen"));
+        assert_eq!(closest("allowed_hosts", ServiceSection::KEYS), None);
+        assert_eq!(closest("xyz", ServiceSection::KEYS), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_a_swap_as_one_edit() {
+        assert_eq!(edit_distance("fuel", "fuel"), 0);
+        assert_eq!(edit_distance("fule", "fuel"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_sections_also_deserialize_with_plain_serde() {
+        let spec: ManifestSpec = toml::from_str(
+            "[defaults]\nfuel = \"unlimited\"\n[[service]]\nname = \"a\"\ncomponent = \"a.wasm\"\nroute = \"/a/\"\n",
+        )
+        .unwrap();
+        assert_eq!(spec.defaults.fuel.unwrap().into_inner(), Fuel(None));
+        let service = spec.services[0].get_ref();
+        assert_eq!(service.route.as_ref().unwrap().get_ref().as_str(), "/a");
+        let typo = toml::from_str::<ManifestSpec>("[host]\nlisen = \"x\"\n").unwrap_err();
+        assert!(typo.message().contains("unknown field `lisen`"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The live set of services and routes. Requests load the current
+//! [`Snapshot`] once and keep it for their whole life; a reload builds a new
+//! snapshot off the request path and swaps it in atomically.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::router::Router;
+use crate::service::LoadedService;
+
+/// One consistent view of the services and the routes to them.
+pub struct Snapshot {
+    /// Route table: host and path prefix to service.
+    pub router: Router<Arc<LoadedService>>,
+    /// Every loaded service, in manifest order.
+    pub services: Vec<Arc<LoadedService>>,
+    /// Bumped on every swap.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// A snapshot routing to `services`.
+    pub fn new(services: Vec<Arc<LoadedService>>, generation: u64) -> Self {
+        let router = Router::new(services.iter().flat_map(|service| {
+            service
+                .config
+                .routes
+                .iter()
+                .map(move |route| (route.clone(), service.clone()))
+        }));
+        Snapshot {
+            router,
+            services,
+            generation,
+        }
+    }
+}
+
+/// The current snapshot, swapped atomically.
+pub struct Registry {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Registry {
+    /// A registry starting with `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Registry {
+            current: ArcSwap::from_pointee(snapshot),
+        }
+    }
+
+    /// The snapshot in force now.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Makes `snapshot` the one new requests see.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

@@ -1,0 +1,307 @@
+//! The data plane: accept connections, give every request an id, route it,
+//! admit it (`max_concurrency`), enforce `max_request_body`, and hand it to
+//! [`invoke`]. `Server::serve(listener, shutdown)` runs until `shutdown`
+//! completes, then drains in-flight requests for up to `shutdown_grace`.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use wasmtime::Engine;
+
+use crate::body::{HostBody, LimitedBody};
+use crate::error_kind::ErrorKind;
+use crate::invoke::{Call, invoke};
+use crate::registry::Registry;
+
+/// A client that has not sent its request headers within this long is
+/// disconnected (slowloris).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest client-supplied `x-request-id` that is kept as is.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The data-plane server.
+pub struct Server {
+    /// Shared by every service's compiled code.
+    engine: Engine,
+    /// The live routes and services.
+    registry: Arc<Registry>,
+    /// How long a graceful stop waits for in-flight requests.
+    shutdown_grace: Duration,
+}
+
+impl Server {
+    /// A server for the services in `registry`.
+    pub fn new(engine: Engine, registry: Arc<Registry>, shutdown_grace: Duration) -> Arc<Self> {
+        Arc::new(Server {
+            engine,
+            registry,
+            shutdown_grace,
+        })
+    }
+
+    /// Serves `listener` until `shutdown` completes, then stops accepting and
+    /// waits up to `shutdown_grace` for in-flight requests.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning on the error.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            // Small response chunks (streams, SSE) must not wait 40 ms for
+            // Nagle's algorithm: guests buffer when they want batching.
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(request).await) }
+                    }),
+                );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        match tokio::time::timeout(self.shutdown_grace, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("all in-flight requests finished"),
+            Err(_) => tracing::warn!(
+                grace = ?self.shutdown_grace,
+                "shutdown grace expired with requests still in flight"
+            ),
+        }
+        Ok(())
+    }
+
+    /// One request, from arrival to the response head.
+    async fn handle(&self, request: Request<Incoming>) -> Response<HostBody> {
+        let started = Instant::now();
+        let request_id: Arc<str> = request_id(&request).into();
+        let reject = |kind: ErrorKind, service: Option<&str>| {
+            tracing::info!(
+                target: "wasmhost::request",
+                service,
+                request_id = %request_id,
+                method = %request.method(),
+                path = request.uri().path(),
+                status = kind.status().as_u16(),
+                error = kind.as_str(),
+                duration_ms = started.elapsed().as_secs_f64() * 1e3,
+                "request rejected"
+            );
+            kind.response::<HostBody>(service, &request_id)
+        };
+
+        if is_smuggling_vector(&request) {
+            let mut response = reject(ErrorKind::BadRequest, None);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+
+        let snapshot = self.registry.load();
+        let host = authority(&request);
+        let Some(service) = snapshot
+            .router
+            .lookup(host.as_deref(), request.uri().path())
+            .cloned()
+        else {
+            return reject(ErrorKind::NoRoute, None);
+        };
+        let name = Some(&*service.name);
+        let permit = match service.admit().await {
+            Ok(permit) => permit,
+            Err(kind) => return reject(kind, name),
+        };
+        let max_body = service.limits().max_request_body;
+        if content_length(&request).is_some_and(|len| len > max_body) {
+            return reject(ErrorKind::BodyTooLarge, name);
+        }
+
+        let (mut parts, body) = request.into_parts();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            parts.headers.insert("x-request-id", value);
+        }
+        parts.uri = absolute_uri(&parts.uri, host.as_deref());
+        let body_exceeded = Arc::new(AtomicBool::new(false));
+        let request = Request::from_parts(
+            parts,
+            LimitedBody::new(body, max_body, body_exceeded.clone()),
+        );
+        let call = Call {
+            request_id,
+            started,
+            permit,
+            body_exceeded,
+        };
+        invoke(&self.engine, &service, request, call).await
+    }
+}
+
+/// The client's `x-request-id` when it is reasonable, else a new one.
+fn request_id<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id)
+}
+
+/// A new random 128-bit request id, as 32 hex digits.
+fn new_request_id() -> String {
+    thread_local! {
+        static STATE: Cell<(u64, u64)> = Cell::new({
+            let seed = RandomState::new();
+            (seed.hash_one(1u8) | 1, seed.hash_one(2u8) | 1)
+        });
+    }
+    STATE.with(|state| {
+        let (mut a, mut b) = state.get();
+        // xorshift128+: fast and plenty unique for ids (not a secret).
+        let mut next = || {
+            let (mut s1, s0) = (a, b);
+            a = s0;
+            s1 ^= s1 << 23;
+            b = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+            b.wrapping_add(s0)
+        };
+        let id = format!("{:016x}{:016x}", next(), next());
+        state.set((a, b));
+        id
+    })
+}
+
+/// Both `Content-Length` and `Transfer-Encoding`, or several differing
+/// `Content-Length` values: request smuggling vectors, refused with 400.
+fn is_smuggling_vector<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = lengths.next();
+    if first.is_some() && headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    lengths.any(|other| Some(other) != first)
+}
+
+fn content_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The request's authority: the `Host` header, else the URI's.
+fn authority<B>(request: &Request<B>) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+}
+
+/// The URI the guest sees: scheme and authority added to the path and query
+/// the client sent.
+fn absolute_uri(uri: &http::Uri, authority: Option<&str>) -> http::Uri {
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let authority = authority
+        .filter(|a| a.parse::<http::uri::Authority>().is_ok())
+        .unwrap_or("localhost");
+    http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .unwrap_or_else(|_| uri.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().uri("/x");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_a_smuggling_vector() {
+        let r = request(&[("content-length", "3"), ("transfer-encoding", "chunked")]);
+        assert!(is_smuggling_vector(&r));
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_a_smuggling_vector() {
+        assert!(is_smuggling_vector(&request(&[
+            ("content-length", "3"),
+            ("content-length", "4")
+        ])));
+        assert!(!is_smuggling_vector(&request(&[("content-length", "3")])));
+    }
+
+    #[test]
+    fn a_client_request_id_is_kept_and_a_missing_one_is_generated() {
+        assert_eq!(request_id(&request(&[("x-request-id", "abc")])), "abc");
+        let a = request_id(&request(&[]));
+        let b = request_id(&request(&[]));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_guest_sees_an_absolute_uri_with_the_original_path_and_query() {
+        let uri: http::Uri = "/api/x?y=1".parse().unwrap();
+        assert_eq!(
+            absolute_uri(&uri, Some("example.com:8080")).to_string(),
+            "http://example.com:8080/api/x?y=1"
+        );
+        assert_eq!(
+            absolute_uri(&uri, None).to_string(),
+            "http://localhost/api/x?y=1"
+        );
+    }
+}

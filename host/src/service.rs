@@ -1,0 +1,213 @@
+//! A loaded service: its compiled component and pre-instance, its limits and
+//! sandbox settings, and admission control (`max_concurrency` plus a short
+//! queue). Everything a request needs is prepared here once, at load.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::handler::ProxyPre;
+
+use crate::error_kind::ErrorKind;
+use crate::guest_log::{GuestLog, Stream};
+use crate::limits::Limits;
+use crate::manifest::{OutboundRule, ServiceConfig};
+use crate::outbound::OutboundPolicy;
+use crate::state::{HostState, MemoryLimiter};
+
+/// Which WASI HTTP world a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum World {
+    /// `wasi:http/incoming-handler@0.2.x` (the `proxy` world).
+    Proxy,
+    /// `wasi:http/handler@0.3.x` (the `service` world).
+    Service,
+}
+
+/// A service ready to take requests.
+pub struct LoadedService {
+    /// The service's name from the manifest.
+    pub name: Arc<str>,
+    /// Its manifest entry, as loaded.
+    pub config: ServiceConfig,
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    /// Which world the component exports.
+    pub world: World,
+    /// Pre-instance: imports resolved once, instantiated per request.
+    pre: ProxyPre<HostState>,
+    /// Outbound rules, shared by every request's policy.
+    outbound: Arc<[OutboundRule]>,
+    /// Requests running, bounded by `max_concurrency`.
+    running: Arc<Semaphore>,
+    /// Requests waiting for a running slot; bounded by `max_concurrency` too.
+    queued: AtomicUsize,
+}
+
+impl LoadedService {
+    /// Reads, hashes and compiles the component, resolves its imports and
+    /// checks that it exports a WASI HTTP handler.
+    pub fn load(
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        config: ServiceConfig,
+    ) -> anyhow::Result<LoadedService> {
+        let bytes = std::fs::read(&config.component)
+            .with_context(|| format!("reading component `{}`", config.component.display()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let component = compile(engine, &bytes, &config.component)?;
+        let (pre, world) = pre_instantiate(linker, &component)?;
+        let outbound = config.allowed_outbound_hosts.clone().into();
+        let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
+        Ok(LoadedService {
+            name: config.name.as_str().into(),
+            config,
+            sha256,
+            world,
+            pre,
+            outbound,
+            running,
+            queued: AtomicUsize::new(0),
+        })
+    }
+
+    /// The service's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// The pre-instance to instantiate per request.
+    pub fn pre(&self) -> &ProxyPre<HostState> {
+        &self.pre
+    }
+
+    /// Takes a running slot, waiting in the short queue if all are busy.
+    /// `overloaded` when the queue is full too, or the wait outlasts the
+    /// service's timeout.
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, ErrorKind> {
+        if let Ok(permit) = self.running.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let max_queued = self.config.limits.max_concurrency as usize;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(ErrorKind::Overloaded);
+        }
+        let wait = tokio::time::timeout(
+            self.config.limits.timeout,
+            self.running.clone().acquire_owned(),
+        )
+        .await;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        match wait {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ErrorKind::Overloaded),
+        }
+    }
+
+    /// A fresh store for one request: the sandbox (env, read-only preopens,
+    /// no sockets, guest output to the log), outbound policy, and every limit
+    /// applied (see [`Limits::apply`]).
+    pub fn new_store(
+        &self,
+        engine: &Engine,
+        request_id: &Arc<str>,
+        deadline: Instant,
+    ) -> anyhow::Result<Store<HostState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.config.env)
+            .stdout(GuestLog::new(
+                Stream::Stdout,
+                self.name.clone(),
+                request_id.clone(),
+            ))
+            .stderr(GuestLog::new(
+                Stream::Stderr,
+                self.name.clone(),
+                request_id.clone(),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (guest, host) in &self.config.files {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening `{}` for the guest", host.display()))?;
+        }
+        let state = HostState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundPolicy::new(
+                self.outbound.clone(),
+                self.name.clone(),
+                request_id.clone(),
+            ),
+            limiter: MemoryLimiter::new(self.config.limits.memory),
+        };
+        let mut store = Store::new(engine, state);
+        self.config.limits.apply(&mut store, deadline)?;
+        Ok(store)
+    }
+}
+
+impl Limits {
+    /// Applies these limits to a request's store: the memory limiter, the
+    /// fuel, and the epoch callback that yields to other tasks every tick
+    /// and interrupts the guest once `deadline` has passed.
+    pub fn apply(&self, store: &mut Store<HostState>, deadline: Instant) -> anyhow::Result<()> {
+        store.limiter(|state| &mut state.limiter);
+        store
+            .set_fuel(self.fuel.unwrap_or(u64::MAX))
+            .map_err(anyhow::Error::from)?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(())
+    }
+}
+
+fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
+    Component::from_binary(engine, bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling component `{}`", path.display()))
+}
+
+fn pre_instantiate(
+    linker: &Linker<HostState>,
+    component: &Component,
+) -> anyhow::Result<(ProxyPre<HostState>, World)> {
+    let instance_pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .context("resolving the component's imports")?;
+    if let Ok(pre) = wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
+        return Ok((ProxyPre::P3(pre), World::Service));
+    }
+    match wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre) {
+        Ok(pre) => Ok((ProxyPre::P2(pre), World::Proxy)),
+        Err(_) => anyhow::bail!(
+            "the component exports neither `wasi:http/incoming-handler@0.2.x` nor \
+             `wasi:http/handler@0.3.x`; build it for the `wasi:http/proxy` or \
+             `wasi:http/service` world"
+        ),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, unit, golden and end-to-end
+# tests. The guests are built by tests/guest-artifacts/build.rs; the Python
+# component by guests-py/build.sh (from the e2e tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# RUST_BACKTRACE=1 costs the host memory and speed; tests don't need it.
+unset RUST_BACKTRACE
+
+# rust-toolchain.toml names the guest target, but rustup does not install
+# targets by itself everywhere (RUSTUP_AUTO_INSTALL=0).
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace "$@"

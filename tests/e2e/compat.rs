@@ -1,0 +1,59 @@
+//! Components that run under `wasmtime serve` run here unmodified: plain
+//! `wasi` bindings without our SDK, WASI 0.3, and a non-Rust toolchain.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::*;
+
+#[test]
+pub(crate) fn a_raw_wasi_bindings_component_runs_unmodified() {
+    let host = TestApp::new()
+        .service(Svc::new("raw", RAW_PROXY).route("/raw"))
+        .start();
+    let resp = host.send(get("/raw/x"));
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("raw proxy ok"), "{}", resp.text());
+}
+
+#[test]
+pub(crate) fn a_wasi_p3_service_component_runs() {
+    let host = TestApp::new()
+        .service(Svc::new("p3", HELLO_P3).route("/p3"))
+        .start();
+    let resp = host.send(get("/p3/hi"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("hello from wasip3"), "{}", resp.text());
+    // Limits apply to 0.3 guests as well; a second request gets a fresh run.
+    assert_eq!(host.send(get("/p3/again")).status, 200);
+}
+
+/// The Python component, built once per test run with componentize-py
+/// (installed from PyPI by `guests-py/build.sh` when missing).
+fn python_component() -> &'static str {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-hello.wasm");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../guests-py/build.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .status()
+            .expect("running guests-py/build.sh");
+        assert!(status.success(), "building the Python component failed");
+        out
+    })
+    .to_str()
+    .unwrap()
+}
+
+#[test]
+fn a_python_component_built_with_componentize_py_runs_unmodified() {
+    let host = TestApp::new()
+        .service(Svc::new("py", python_component()).route("/py"))
+        .start();
+    let resp = host.send(get("/py/path"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("hello from python"), "{}", resp.text());
+}

@@ -1,0 +1,152 @@
+//! Each limit as an obeyed/violated pair, asserting the status, the
+//! `wasmhost-error` kind and the JSON body.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn misbehave(extra: &[(&str, &str)]) -> Host {
+    let mut svc = Svc::new("bad", MISBEHAVE).route("/");
+    for (key, value) in extra {
+        svc = svc.set(key, value);
+    }
+    TestApp::new().service(svc).start()
+}
+
+#[test]
+fn fuel_limit_obeyed() {
+    let host = misbehave(&[("fuel", "50_000_000")]);
+    let resp = host.send(get("/ok"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[test]
+fn fuel_limit_violated() {
+    let host = misbehave(&[("fuel", "50_000_000"), ("timeout", "\"20s\"")]);
+    let resp = host.send(get("/spin"));
+    assert_host_error(&resp, 500, "fuel_exhausted");
+    assert_eq!(resp.json()["service"], "bad");
+}
+
+#[test]
+fn memory_limit_obeyed() {
+    let host = misbehave(&[("memory", "\"64MiB\"")]);
+    let resp = host.send(get("/alloc?mib=16"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[test]
+fn memory_limit_violated() {
+    let host = misbehave(&[("memory", "\"64MiB\"")]);
+    let resp = host.send(get("/alloc?mib=200"));
+    assert_host_error(&resp, 500, "memory_exhausted");
+}
+
+#[test]
+fn timeout_obeyed() {
+    let host = misbehave(&[("timeout", "\"5s\"")]);
+    let resp = host.send(get("/sleep?ms=50"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[test]
+fn timeout_violated_while_the_guest_computes() {
+    let host = misbehave(&[("timeout", "\"300ms\""), ("fuel", "\"unlimited\"")]);
+    let started = Instant::now();
+    let resp = host.send(get("/spin"));
+    assert_host_error(&resp, 504, "timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn timeout_violated_while_the_host_awaits_for_the_guest() {
+    let host = misbehave(&[("timeout", "\"300ms\"")]);
+    let resp = host.send(get("/sleep?ms=10000"));
+    assert_host_error(&resp, 504, "timeout");
+}
+
+#[test]
+fn request_body_limit_obeyed() {
+    let host = TestApp::new()
+        .service(
+            Svc::new("echo", ECHO)
+                .route("/")
+                .set("max_request_body", "\"1KiB\""),
+        )
+        .start();
+    let resp = host.send(post("/", vec![b'a'; 1024]));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["body_len"], 1024);
+}
+
+#[test]
+fn request_body_limit_violated_with_content_length() {
+    let host = TestApp::new()
+        .service(
+            Svc::new("echo", ECHO)
+                .route("/")
+                .set("max_request_body", "\"1KiB\""),
+        )
+        .start();
+    let resp = host.send(post("/", vec![b'a'; 1025]));
+    assert_host_error(&resp, 413, "body_too_large");
+}
+
+#[test]
+fn request_body_limit_violated_with_a_chunked_body() {
+    let host = TestApp::new()
+        .service(
+            Svc::new("echo", ECHO)
+                .route("/")
+                .set("max_request_body", "\"1KiB\""),
+        )
+        .start();
+    let resp = host.send(post("/", vec![b'a'; 200_000]).chunked());
+    assert_host_error(&resp, 413, "body_too_large");
+    let resp = host.send(post("/", vec![b'a'; 1000]).chunked());
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn concurrency_limit_obeyed_and_violated() {
+    let host = misbehave(&[("max_concurrency", "1"), ("timeout", "\"10s\"")]);
+    let addr = host.addr;
+    // One running, one queued: both succeed; a third finds the queue full.
+    let slow =
+        |ms: u64| std::thread::spawn(move || get(&format!("/sleep?ms={ms}")).send(addr).unwrap());
+    let running = slow(1500);
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = slow(10);
+    std::thread::sleep(Duration::from_millis(300));
+    let rejected = host.send(get("/ok"));
+    assert_host_error(&rejected, 503, "overloaded");
+    assert!(rejected.header("retry-after").is_some());
+    assert_eq!(running.join().unwrap().status, 200);
+    assert_eq!(queued.join().unwrap().status, 200);
+    assert_eq!(host.send(get("/ok")).status, 200);
+}
+
+#[test]
+fn a_trap_and_a_panic_are_500_trap() {
+    let host = misbehave(&[]);
+    assert_host_error(&host.send(get("/trap")), 500, "trap");
+    assert_host_error(&host.send(get("/panic")), 500, "trap");
+    assert_host_error(&host.send(get("/stack-overflow")), 500, "trap");
+    assert_eq!(host.send(get("/ok")).status, 200);
+}
+
+#[test]
+fn defaults_apply_to_every_service_unless_it_overrides_them() {
+    let host = TestApp::new()
+        .default_limit("fuel", "20_000_000")
+        .service(Svc::new("tight", MISBEHAVE).route("/tight"))
+        .service(
+            Svc::new("roomy", MISBEHAVE)
+                .route("/roomy")
+                .set("fuel", "\"unlimited\"")
+                .set("timeout", "\"300ms\""),
+        )
+        .start();
+    assert_host_error(&host.send(get("/tight/spin")), 500, "fuel_exhausted");
+    assert_host_error(&host.send(get("/roomy/spin")), 504, "timeout");
+}

@@ -1,0 +1,26 @@
+//! End-to-end tests: the real `wasmhost` binary on port 0, real components
+//! built from `guests/`, real HTTP over loopback.
+
+mod support;
+
+mod cli;
+mod compat;
+mod isolation;
+mod limits;
+mod observability;
+mod routing;
+mod sandbox;
+mod shutdown;
+mod streaming;
+
+/// Every guest must be used by at least one test: this fails to compile
+/// when a guest has no test (each test module names the guests it covers).
+macro_rules! assert_test_exists {
+    ($guest:ident) => {
+        const _: () = {
+            #[allow(unused_imports)]
+            use crate::support::tested::$guest;
+        };
+    };
+}
+wasmhost_test_guests::foreach_guest!(assert_test_exists);

@@ -1,0 +1,100 @@
+//! Request ids, traceparent, one log event per request, guest output
+//! captured as events.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn echo() -> Host {
+    TestApp::new()
+        .service(Svc::new("echo", ECHO).route("/echo"))
+        .service(Svc::new("bad", MISBEHAVE).route("/bad"))
+        .start()
+}
+
+#[test]
+pub(crate) fn a_client_request_id_is_kept_and_seen_by_the_guest() {
+    let host = echo();
+    let resp = host.send(get("/echo").header("x-request-id", "client-id-42"));
+    assert_eq!(resp.header("x-request-id"), Some("client-id-42"));
+    assert_eq!(resp.json()["headers"]["x-request-id"], "client-id-42");
+}
+
+#[test]
+fn a_missing_request_id_is_generated_and_seen_by_the_guest() {
+    let host = echo();
+    let resp = host.send(get("/echo"));
+    let id = resp
+        .header("x-request-id")
+        .expect("x-request-id")
+        .to_owned();
+    assert!(id.len() >= 16);
+    assert_eq!(resp.json()["headers"]["x-request-id"], id.as_str());
+    let other = host.send(get("/echo"));
+    assert_ne!(other.header("x-request-id"), Some(id.as_str()));
+}
+
+#[test]
+fn traceparent_is_passed_to_the_guest() {
+    let host = echo();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let resp = host.send(get("/echo").header("traceparent", tp));
+    assert_eq!(resp.json()["headers"]["traceparent"], tp);
+}
+
+#[test]
+fn every_request_logs_one_event_with_service_status_duration_and_fuel() {
+    let host = echo();
+    let resp = host.send(get("/echo/x").header("x-request-id", "log-me"));
+    assert_eq!(resp.status, 200);
+    let event = host
+        .wait_for_log(Duration::from_secs(5), |e| {
+            e["message"] == "request" && e["request_id"] == "log-me"
+        })
+        .expect("a request event");
+    assert_eq!(event["service"], "echo");
+    assert_eq!(event["method"], "GET");
+    assert_eq!(event["path"], "/echo/x");
+    assert_eq!(event["status"], 200);
+    assert!(event["duration_ms"].as_f64().is_some());
+    assert!(event["fuel"].as_u64().unwrap() > 0);
+    let count = host
+        .events()
+        .iter()
+        .filter(|e| e["request_id"] == "log-me" && e["target"] == "wasmhost::request")
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn guest_stdout_and_stderr_are_logged_line_by_line_with_service_and_request_id() {
+    let host = echo();
+    let resp = host.send(get("/bad/log?lines=3").header("x-request-id", "chatty"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    host.wait_for_log(Duration::from_secs(5), |e| {
+        e["message"] == "request" && e["request_id"] == "chatty"
+    })
+    .unwrap();
+    let lines: Vec<(String, String)> = host
+        .events()
+        .iter()
+        .filter(|e| e["message"] == "guest output" && e["request_id"] == "chatty")
+        .map(|e| {
+            assert_eq!(e["service"], "bad");
+            (
+                e["stream"].as_str().unwrap().to_owned(),
+                e["line"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for i in 0..3 {
+        assert!(
+            lines.contains(&("stdout".into(), format!("stdout line {i}"))),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&("stderr".into(), format!("stderr line {i}"))),
+            "{lines:?}"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! `TestApp`: a temporary directory with a manifest built from services.
+//!
+//! ```ignore
+//! let host = TestApp::new()
+//!     .service(Svc::new("echo", ECHO).route("/echo"))
+//!     .service(Svc::new("bad", MISBEHAVE).route("/bad").set("fuel", "5_000_000"))
+//!     .start();
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::host_process::{Host, StartOptions};
+
+/// One `[[service]]` entry.
+#[derive(Debug, Clone)]
+pub struct Svc {
+    lines: Vec<String>,
+}
+
+impl Svc {
+    /// A service named `name` running the component at `component`.
+    pub fn new(name: &str, component: &str) -> Self {
+        Svc {
+            lines: vec![
+                format!("name = {}", toml_str(name)),
+                format!("component = {}", toml_str(component)),
+            ],
+        }
+    }
+
+    /// `route = "..."`.
+    pub fn route(self, route: &str) -> Self {
+        self.set("route", &toml_str(route))
+    }
+
+    /// Any key, with its value written as TOML (`"2s"` needs the quotes).
+    pub fn set(mut self, key: &str, toml_value: &str) -> Self {
+        self.lines.push(format!("{key} = {toml_value}"));
+        self
+    }
+}
+
+/// A manifest under construction in its own temporary directory.
+pub struct TestApp {
+    dir: tempfile::TempDir,
+    host: Vec<String>,
+    defaults: Vec<String>,
+    services: Vec<Svc>,
+    env: Vec<(String, String)>,
+}
+
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestApp {
+    /// An empty app.
+    pub fn new() -> Self {
+        TestApp {
+            dir: tempfile::tempdir().expect("creating a temp dir"),
+            host: vec!["watch = false".into()],
+            defaults: Vec::new(),
+            services: Vec::new(),
+
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds a service.
+    pub fn service(mut self, service: Svc) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// Sets a `[defaults]` key (value as TOML).
+    pub fn default_limit(mut self, key: &str, toml_value: &str) -> Self {
+        self.defaults.push(format!("{key} = {toml_value}"));
+        self
+    }
+
+    /// Sets a `[host]` key (value as TOML).
+    pub fn host_key(mut self, key: &str, toml_value: &str) -> Self {
+        self.host.push(format!("{key} = {toml_value}"));
+        self
+    }
+
+    /// Sets an environment variable of the host process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The app's directory (for files the manifest refers to).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The manifest text.
+    pub fn manifest_text(&self) -> String {
+        let mut text = String::from("[host]\n");
+        for line in &self.host {
+            text.push_str(line);
+            text.push('\n');
+        }
+        if !self.defaults.is_empty() {
+            text.push_str("\n[defaults]\n");
+            for line in &self.defaults {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        for service in &self.services {
+            text.push_str("\n[[service]]\n");
+            for line in &service.lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// Writes `manifest.toml` and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("manifest.toml");
+        std::fs::write(&path, self.manifest_text()).expect("writing the manifest");
+        path
+    }
+
+    /// Writes the manifest and starts the host on it.
+    pub fn start(self) -> Host {
+        let manifest = self.write();
+        let mut host = Host::start(StartOptions {
+            manifest: &manifest,
+            args: Vec::new(),
+            env: self.env.clone(),
+        });
+        host._dir = Some(self.dir);
+        host
+    }
+}
+
+/// A TOML basic string.
+pub fn toml_str(value: &str) -> String {
+    serde_json::to_string(value).unwrap()
+}

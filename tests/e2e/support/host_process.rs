@@ -1,0 +1,182 @@
+//! The real `wasmhost` binary as a child process on port 0. Ports are learnt
+//! from the `listening` log event; logs are collected and printed when a
+//! test fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::client::{Req, Resp};
+
+/// How long a host may take to compile its components and bind.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `wasmhost serve`.
+pub struct Host {
+    child: Child,
+    /// The data-plane address.
+    pub addr: SocketAddr,
+    logs: Arc<(Mutex<Vec<String>>, Condvar)>,
+    /// Kept alive as long as the host runs (manifest, files).
+    pub(crate) _dir: Option<tempfile::TempDir>,
+}
+
+/// What `Host::start` needs.
+pub struct StartOptions<'a> {
+    /// The manifest path.
+    pub manifest: &'a Path,
+    /// Extra command-line arguments after the manifest.
+    pub args: Vec<String>,
+    /// Extra environment variables for the host process.
+    pub env: Vec<(String, String)>,
+}
+
+impl Host {
+    /// Starts `wasmhost serve MANIFEST --listen 127.0.0.1:0` and waits for
+    /// its `listening` event. Panics (with the logs) if it does not come.
+    pub fn start(options: StartOptions<'_>) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
+        command
+            .arg("serve")
+            .arg(options.manifest)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(&options.args)
+            .env("WASMHOST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &options.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawning wasmhost");
+        let logs = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    logs.0.lock().unwrap().push(line);
+                    logs.1.notify_all();
+                }
+            });
+        }
+        let mut host = Host {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            logs,
+            _dir: None,
+        };
+        let event = host
+            .wait_for_log(START_TIMEOUT, |event| {
+                event["message"] == "listening" && event["plane"] == "data"
+            })
+            .unwrap_or_else(|| {
+                host.dump_logs();
+                panic!("wasmhost did not report a `listening` event");
+            });
+        host.addr = event["addr"].as_str().unwrap().parse().unwrap();
+        host
+    }
+
+    /// Sends `req` to the data plane; panics with the logs on a transport
+    /// error.
+    pub fn send(&self, req: Req) -> Resp {
+        req.send(self.addr).unwrap_or_else(|err| {
+            self.dump_logs();
+            panic!("request failed: {err}");
+        })
+    }
+
+    /// Sends `req`, returning transport errors (aborted responses) as `Err`.
+    pub fn try_send(&self, req: Req) -> Result<Resp, String> {
+        req.send(self.addr)
+    }
+
+    /// Every JSON log event so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits until a log event satisfies `matches`.
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let (lock, changed) = &*self.logs;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some(event) = lines
+                .iter()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|event| matches(event))
+            {
+                return Some(event);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = changed.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`, `KILL`) to the host.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the host to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Prints the host's output (for failing tests).
+    pub fn dump_logs(&self) {
+        eprintln!("----- wasmhost output -----");
+        for line in self.logs.0.lock().unwrap().iter() {
+            eprintln!("{line}");
+        }
+        eprintln!("---------------------------");
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
