@@ -127,6 +127,7 @@ async fn run(
             return;
         }
     };
+    let initial_fuel = store.get_fuel().unwrap_or(0);
     let head_tx = {
         let head_status = head_status.clone();
         move |head: Head| {
@@ -143,10 +144,7 @@ async fn run(
         _ = tokio::time::sleep_until(deadline.into()) => Err(Failure::Timeout),
     };
 
-    let fuel_used = limits
-        .fuel
-        .unwrap_or(u64::MAX)
-        .saturating_sub(store.get_fuel().unwrap_or(0));
+    let fuel_used = initial_fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let limiter = &store.data().limiter;
     let outcome = result.map_err(|failure| {
         classify(

@@ -4,7 +4,11 @@
 //! the built-in defaults below, then `[defaults]`, then the service's own
 //! keys (`Limits::with_overrides`). Nothing else in the host picks a limit.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::state::HostState;
 
 use serde::{Serialize, Serializer};
 
@@ -103,6 +107,29 @@ fn serialize_fuel<S: Serializer>(fuel: &Option<u64>, s: S) -> Result<S::Ok, S::E
 /// Durations as the manifest writes them: `10s`, `1m30s`, `250ms`.
 fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&crate::manifest::units::HumanDuration(*d))
+}
+
+/// Applying limits to a request's store: the one place that says what
+/// limits a request runs under.
+impl Limits {
+    /// Applies these limits to a request's store: the memory limiter, the
+    /// fuel, and the epoch callback that yields to other tasks every tick
+    /// and interrupts the guest once `deadline` has passed.
+    pub fn apply(&self, store: &mut Store<HostState>, deadline: Instant) -> anyhow::Result<()> {
+        store.limiter(|state| &mut state.limiter);
+        store
+            .set_fuel(self.fuel.unwrap_or(u64::MAX))
+            .map_err(anyhow::Error::from)?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]

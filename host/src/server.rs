@@ -29,6 +29,15 @@ use crate::registry::Registry;
 /// disconnected (slowloris).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most request-header bytes (names, values and separators) a request
+/// may carry; more is 431 `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// hyper's read buffer: twice the header limit, so that heads between the
+/// two get the host's own 431 (with `wasmhost-error`), and larger ones are
+/// cut off by hyper's plain 431 before they are buffered.
+const READ_BUFFER_BYTES: usize = 2 * MAX_HEADER_BYTES;
+
 /// Longest client-supplied `x-request-id` that is kept as is.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -82,6 +91,7 @@ impl Server {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(READ_BUFFER_BYTES)
                 .keep_alive(true)
                 .serve_connection(
                     TokioIo::new(stream),
@@ -127,6 +137,13 @@ impl Server {
             kind.response::<HostBody>(service, &request_id)
         };
 
+        if header_bytes(&request) > MAX_HEADER_BYTES {
+            let mut response = reject(ErrorKind::HeadersTooLarge, None);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
         if is_smuggling_vector(&request) {
             let mut response = reject(ErrorKind::BadRequest, None);
             response
@@ -219,6 +236,15 @@ fn is_smuggling_vector<B>(request: &Request<B>) -> bool {
         return true;
     }
     lengths.any(|other| Some(other) != first)
+}
+
+/// Bytes of the request's header section as sent (`name: value\r\n`).
+fn header_bytes<B>(request: &Request<B>) -> usize {
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
 }
 
 fn content_length<B>(request: &Request<B>) -> Option<u64> {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::ProxyPre;
@@ -157,27 +157,6 @@ impl LoadedService {
         let mut store = Store::new(engine, state);
         self.config.limits.apply(&mut store, deadline)?;
         Ok(store)
-    }
-}
-
-impl Limits {
-    /// Applies these limits to a request's store: the memory limiter, the
-    /// fuel, and the epoch callback that yields to other tasks every tick
-    /// and interrupts the guest once `deadline` has passed.
-    pub fn apply(&self, store: &mut Store<HostState>, deadline: Instant) -> anyhow::Result<()> {
-        store.limiter(|state| &mut state.limiter);
-        store
-            .set_fuel(self.fuel.unwrap_or(u64::MAX))
-            .map_err(anyhow::Error::from)?;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        Ok(())
     }
 }
 

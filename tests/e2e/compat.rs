@@ -7,6 +7,9 @@ use std::sync::OnceLock;
 
 use crate::support::*;
 
+/// `raw-proxy` uses the oldest WASI 0.2 bindings: it exports
+/// `incoming-handler@0.2.0` and imports a mix of `@0.2.0`, `@0.2.4` and
+/// `@0.2.6` interfaces, where the host defines `@0.2.12`.
 #[test]
 pub(crate) fn a_raw_wasi_bindings_component_runs_unmodified() {
     let host = TestApp::new()

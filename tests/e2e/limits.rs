@@ -150,3 +150,14 @@ fn defaults_apply_to_every_service_unless_it_overrides_them() {
     assert_host_error(&host.send(get("/tight/spin")), 500, "fuel_exhausted");
     assert_host_error(&host.send(get("/roomy/spin")), 504, "timeout");
 }
+
+#[test]
+fn request_headers_over_32_kib_are_431_headers_too_large() {
+    let host = TestApp::new()
+        .service(Svc::new("echo", ECHO).route("/"))
+        .start();
+    let ok = host.send(get("/").header("x-big", &"a".repeat(16 * 1024)));
+    assert_eq!(ok.status, 200);
+    let resp = host.send(get("/").header("x-big", &"a".repeat(40 * 1024)));
+    assert_host_error(&resp, 431, "headers_too_large");
+}
