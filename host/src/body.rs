@@ -94,6 +94,10 @@ pub enum HostBody {
         outcome: oneshot::Receiver<Outcome>,
         /// Set when this body is dropped before its end: the client left.
         client_gone: Arc<AtomicBool>,
+        /// Bytes still due when the response has a known length (`Some(0)`
+        /// for HEAD, 204 and 304): hyper stops polling once they are sent,
+        /// so reaching zero counts as delivered.
+        remaining: Option<u64>,
         /// Whether the end (or an error) has been reached.
         finished: bool,
     },
@@ -119,13 +123,19 @@ impl Body for HostBody {
                 inner,
                 outcome,
                 finished,
+                remaining,
                 ..
             } => {
                 if *finished {
                     return Poll::Ready(None);
                 }
                 match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
-                    Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+                    Some(Ok(frame)) => {
+                        if let (Some(left), Some(data)) = (remaining.as_mut(), frame.data_ref()) {
+                            *left = left.saturating_sub(data.len() as u64);
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
                     Some(Err(err)) => {
                         *finished = true;
                         Poll::Ready(Some(Err(Aborted(err.to_string()))))
@@ -162,15 +172,15 @@ impl Body for HostBody {
 
 impl Drop for HostBody {
     fn drop(&mut self) {
-        // hyper stops polling a body of known length after its last byte,
-        // so a body whose inner stream is at its end was delivered whole.
         if let HostBody::Guest {
             finished: false,
             client_gone,
             inner,
+            remaining,
             ..
         } = self
             && !inner.is_end_stream()
+            && *remaining != Some(0)
         {
             client_gone.store(true, Ordering::Release);
         }

@@ -50,6 +50,7 @@ pub async fn invoke(
     let client_gone = Arc::new(AtomicBool::new(false));
     let request_id = call.request_id.clone();
     let body_exceeded = call.body_exceeded.clone();
+    let head_request = request.method() == http::Method::HEAD;
 
     tokio::spawn(run(
         engine.clone(),
@@ -85,11 +86,23 @@ pub async fn invoke(
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 parts.headers.insert("x-request-id", value);
             }
+            let no_body = head_request
+                || parts.status == http::StatusCode::NO_CONTENT
+                || parts.status == http::StatusCode::NOT_MODIFIED;
+            let remaining = if no_body {
+                Some(0)
+            } else {
+                parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+            };
             let body = HostBody::Guest {
                 inner,
                 outcome: outcome_rx,
                 client_gone,
                 finished: false,
+                remaining,
             };
             http::Response::from_parts(parts, body)
         }

@@ -12,20 +12,26 @@
 //! - [`state`]: per-request store data (`HostState`) and its WASI views.
 //! - [`outbound`]: the outbound HTTP policy (`allowed_outbound_hosts`).
 //! - [`guest_log`]: a guest's stdout/stderr turned into log events.
-//! - [`service`]: a loaded service: compiled component, pre-instance, limits, admission.
+//! - [`cache`]: the precompiled-artifact cache on disk (`cache_dir`).
+//! - [`component`]: compiled components and their in-memory cache by content hash.
+//! - [`service`]: a loaded service: its compiled component, limits, sandbox and admission.
 //! - [`invoke`]: one request: fresh store, instantiate, call, classify the failure.
 //! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
 //! - [`body`]: request-body limit and the response body that aborts on a late guest failure.
 //! - [`registry`]: the live routing snapshot behind an `ArcSwap`.
+//! - [`reload`]: building snapshots from the manifest, at start and on reload.
+//! - [`watch`]: watching the manifest's and components' folders.
 //! - [`server`]: the data plane: `Server::serve(listener, shutdown)`.
 //! - [`listen`]: binding listeners and the `listening` startup event.
-//! - [`shutdown`]: signals and the drain of in-flight requests.
+//! - [`shutdown`]: signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads.
 //! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
 #![deny(missing_docs)]
 
 pub mod body;
+pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod component;
 pub mod engine;
 pub mod error_kind;
 pub mod guest_log;
@@ -35,9 +41,11 @@ pub mod listen;
 pub mod manifest;
 pub mod outbound;
 pub mod registry;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod watch;

@@ -2,20 +2,19 @@
 //! sandbox settings, and admission control (`max_concurrency` plus a short
 //! queue). Everything a request needs is prepared here once, at load.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::ProxyPre;
 
+use crate::component::Compiled;
 use crate::error_kind::ErrorKind;
 use crate::guest_log::{GuestLog, Stream};
 use crate::limits::Limits;
@@ -23,28 +22,17 @@ use crate::manifest::{OutboundRule, ServiceConfig};
 use crate::outbound::OutboundPolicy;
 use crate::state::{HostState, MemoryLimiter};
 
-/// Which WASI HTTP world a component exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum World {
-    /// `wasi:http/incoming-handler@0.2.x` (the `proxy` world).
-    Proxy,
-    /// `wasi:http/handler@0.3.x` (the `service` world).
-    Service,
-}
-
 /// A service ready to take requests.
 pub struct LoadedService {
     /// The service's name from the manifest.
     pub name: Arc<str>,
     /// Its manifest entry, as loaded.
     pub config: ServiceConfig,
-    /// Hex sha256 of the component bytes.
-    pub sha256: String,
-    /// Which world the component exports.
-    pub world: World,
-    /// Pre-instance: imports resolved once, instantiated per request.
-    pre: ProxyPre<HostState>,
+    /// The compiled component (shared with other services using the same
+    /// bytes).
+    pub compiled: Arc<Compiled>,
+    /// The reload generation that last changed this service.
+    pub generation: u64,
     /// Outbound rules, shared by every request's policy.
     outbound: Arc<[OutboundRule]>,
     /// Requests running, bounded by `max_concurrency`.
@@ -54,30 +42,19 @@ pub struct LoadedService {
 }
 
 impl LoadedService {
-    /// Reads, hashes and compiles the component, resolves its imports and
-    /// checks that it exports a WASI HTTP handler.
-    pub fn load(
-        engine: &Engine,
-        linker: &Linker<HostState>,
-        config: ServiceConfig,
-    ) -> anyhow::Result<LoadedService> {
-        let bytes = std::fs::read(&config.component)
-            .with_context(|| format!("reading component `{}`", config.component.display()))?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let component = compile(engine, &bytes, &config.component)?;
-        let (pre, world) = pre_instantiate(linker, &component)?;
+    /// A service running `compiled` with `config`.
+    pub fn new(config: ServiceConfig, compiled: Arc<Compiled>, generation: u64) -> Self {
         let outbound = config.allowed_outbound_hosts.clone().into();
         let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
-        Ok(LoadedService {
+        LoadedService {
             name: config.name.as_str().into(),
             config,
-            sha256,
-            world,
-            pre,
+            compiled,
+            generation,
             outbound,
             running,
             queued: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// The service's limits.
@@ -87,7 +64,7 @@ impl LoadedService {
 
     /// The pre-instance to instantiate per request.
     pub fn pre(&self) -> &ProxyPre<HostState> {
-        &self.pre
+        &self.compiled.pre
     }
 
     /// Takes a running slot, waiting in the short queue if all are busy.
@@ -158,35 +135,4 @@ impl LoadedService {
         self.config.limits.apply(&mut store, deadline)?;
         Ok(store)
     }
-}
-
-fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
-    Component::from_binary(engine, bytes)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("compiling component `{}`", path.display()))
-}
-
-fn pre_instantiate(
-    linker: &Linker<HostState>,
-    component: &Component,
-) -> anyhow::Result<(ProxyPre<HostState>, World)> {
-    let instance_pre = linker
-        .instantiate_pre(component)
-        .map_err(anyhow::Error::from)
-        .context("resolving the component's imports")?;
-    if let Ok(pre) = wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
-        return Ok((ProxyPre::P3(pre), World::Service));
-    }
-    match wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre) {
-        Ok(pre) => Ok((ProxyPre::P2(pre), World::Proxy)),
-        Err(_) => anyhow::bail!(
-            "the component exports neither `wasi:http/incoming-handler@0.2.x` nor \
-             `wasi:http/handler@0.3.x`; build it for the `wasi:http/proxy` or \
-             `wasi:http/service` world"
-        ),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

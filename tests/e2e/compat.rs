@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -28,8 +29,17 @@ pub(crate) fn a_wasi_p3_service_component_runs() {
     let resp = host.send(get("/p3/hi"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.text().contains("hello from wasip3"), "{}", resp.text());
-    // Limits apply to 0.3 guests as well; a second request gets a fresh run.
-    assert_eq!(host.send(get("/p3/again")).status, 200);
+    // A second request gets a fresh run; a fully delivered response is
+    // not mistaken for a client that hung up.
+    let resp = host.send(get("/p3/again").header("x-request-id", "p3-again"));
+    assert_eq!(resp.status, 200);
+    let event = host
+        .wait_for_log(Duration::from_secs(5), |e| {
+            e["message"] == "request" && e["request_id"] == "p3-again"
+        })
+        .expect("a request event");
+    assert_eq!(event["client_gone"], false);
+    assert_eq!(event["status"], 200);
 }
 
 /// The Python component, built once per test run with componentize-py

@@ -8,6 +8,7 @@ mod compat;
 mod isolation;
 mod limits;
 mod observability;
+mod reload;
 mod routing;
 mod sandbox;
 mod shutdown;

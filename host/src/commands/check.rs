@@ -1,23 +1,27 @@
 //! `wasmhost check`: parse, validate and compile every component; print
 //! every problem; exit 1 if there is any.
 
+use crate::cache::ArtifactCache;
 use crate::cli::CheckArgs;
+use crate::component::ComponentCache;
 use crate::engine::{new_engine, new_linker};
 use crate::manifest::Manifest;
+use crate::reload::Reloader;
 
 /// Checks the manifest and its components without serving.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let problems = match Manifest::load(&args.manifest) {
-        Err(problems) => problems.0,
+        Err(problems) => problems,
         Ok(manifest) => {
             let engine = new_engine()?;
-            let linker = new_linker(&engine)?;
-            match super::load_services(&engine, &linker, &manifest) {
-                Ok(services) => {
+            let artifacts = ArtifactCache::new(&engine, manifest.host.cache_dir.clone());
+            let cache = ComponentCache::new(engine.clone(), new_linker(&engine)?, artifacts);
+            match Reloader::start(&manifest, cache) {
+                Ok(_) => {
                     println!(
                         "{}: ok, {} service(s)",
                         args.manifest.display(),
-                        services.len()
+                        manifest.services.len()
                     );
                     return Ok(());
                 }
@@ -25,8 +29,8 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
             }
         }
     };
-    for problem in &problems {
+    for problem in &problems.0 {
         println!("{problem}");
     }
-    anyhow::bail!("{} problem(s) found", problems.len())
+    anyhow::bail!("{} problem(s) found", problems.0.len())
 }

@@ -1,27 +1,21 @@
-//! `wasmhost serve`: load, compile, bind, serve, drain.
-
-use std::sync::Arc;
+//! `wasmhost serve`: load, compile, bind, serve, reload, drain.
 
 use anyhow::Context as _;
 
+use crate::cache::ArtifactCache;
 use crate::cli::ServeArgs;
+use crate::component::ComponentCache;
 use crate::engine::{EpochTicker, new_engine, new_linker};
 use crate::listen::{self, Plane};
 use crate::manifest::{Manifest, Problems};
-use crate::registry::{Registry, Snapshot};
+use crate::reload::Reloader;
 use crate::server::Server;
-use crate::shutdown;
+use crate::{shutdown, watch};
 
 /// Runs the host until SIGTERM or SIGINT; every configuration problem is
 /// reported before any port is bound.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut manifest = Manifest::load(&args.manifest).map_err(reported)?;
-    if let Some(listen) = args.listen {
-        manifest.host.listen = listen;
-    }
-    if let Some(admin) = args.admin {
-        manifest.host.admin = Some(admin);
-    }
+    let manifest = Manifest::load(&args.manifest).map_err(reported)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wasmhost-worker")
@@ -29,12 +23,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let engine = new_engine()?;
-        let linker = new_linker(&engine)?;
-        let services = super::load_services(&engine, &linker, &manifest)
-            .map_err(|problems| reported(Problems(problems)))?;
-        let registry = Arc::new(Registry::new(Snapshot::new(services, 1)));
-        let listener = listen::bind(Plane::Data, manifest.host.listen).await?;
+        let artifacts = ArtifactCache::new(&engine, manifest.host.cache_dir.clone());
+        let cache = ComponentCache::new(engine.clone(), new_linker(&engine)?, artifacts);
+        // The reloader compares later manifests with this one as written;
+        // command-line overrides apply to binding only.
+        let (reloader, registry) = Reloader::start(&manifest, cache).map_err(reported)?;
+        let listen = args.listen.unwrap_or(manifest.host.listen);
+        // Watch before binding: a change made right after the `listening`
+        // event must not be missed.
+        let _watcher = if manifest.host.watch {
+            Some(watch::start(reloader.clone())?)
+        } else {
+            None
+        };
         let _ticker = EpochTicker::start(engine.clone());
+        let listener = listen::bind(Plane::Data, listen).await?;
+        tokio::spawn(shutdown::reload_on_hangup(reloader));
         let server = Server::new(engine, registry, manifest.host.shutdown_grace);
         server.serve(listener, shutdown::signal()).await?;
         tracing::info!("stopped");

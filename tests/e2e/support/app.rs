@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use super::host_process::{Host, StartOptions};
 
+/// The compiled-component cache all test hosts share, so each guest is
+/// compiled once per test run rather than once per test.
+pub const SHARED_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/component-cache");
+
 /// One `[[service]]` entry.
 #[derive(Debug, Clone)]
 pub struct Svc {
@@ -43,7 +47,7 @@ impl Svc {
 /// A manifest under construction in its own temporary directory.
 pub struct TestApp {
     dir: tempfile::TempDir,
-    host: Vec<String>,
+    host: Vec<(String, String)>,
     defaults: Vec<String>,
     services: Vec<Svc>,
     env: Vec<(String, String)>,
@@ -60,7 +64,10 @@ impl TestApp {
     pub fn new() -> Self {
         TestApp {
             dir: tempfile::tempdir().expect("creating a temp dir"),
-            host: vec!["watch = false".into()],
+            host: vec![
+                ("watch".into(), "false".into()),
+                ("cache_dir".into(), toml_str(SHARED_CACHE)),
+            ],
             defaults: Vec::new(),
             services: Vec::new(),
 
@@ -80,10 +87,16 @@ impl TestApp {
         self
     }
 
-    /// Sets a `[host]` key (value as TOML).
+    /// Sets a `[host]` key (value as TOML), replacing an earlier value.
     pub fn host_key(mut self, key: &str, toml_value: &str) -> Self {
-        self.host.push(format!("{key} = {toml_value}"));
+        self.host.retain(|(k, _)| k != key);
+        self.host.push((key.into(), toml_value.into()));
         self
+    }
+
+    /// Turns hot reload on (tests default to `watch = false`).
+    pub fn watch(self) -> Self {
+        self.host_key("watch", "true")
     }
 
     /// Sets an environment variable of the host process.
@@ -100,9 +113,8 @@ impl TestApp {
     /// The manifest text.
     pub fn manifest_text(&self) -> String {
         let mut text = String::from("[host]\n");
-        for line in &self.host {
-            text.push_str(line);
-            text.push('\n');
+        for (key, value) in &self.host {
+            text.push_str(&format!("{key} = {value}\n"));
         }
         if !self.defaults.is_empty() {
             text.push_str("\n[defaults]\n");
@@ -136,6 +148,7 @@ impl TestApp {
             args: Vec::new(),
             env: self.env.clone(),
         });
+        host.manifest = manifest;
         host._dir = Some(self.dir);
         host
     }

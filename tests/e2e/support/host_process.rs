@@ -20,6 +20,8 @@ pub struct Host {
     /// The data-plane address.
     pub addr: SocketAddr,
     logs: Arc<(Mutex<Vec<String>>, Condvar)>,
+    /// The manifest the host was started with.
+    pub manifest: std::path::PathBuf,
     /// Kept alive as long as the host runs (manifest, files).
     pub(crate) _dir: Option<tempfile::TempDir>,
 }
@@ -70,6 +72,7 @@ impl Host {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             logs,
+            manifest: options.manifest.to_path_buf(),
             _dir: None,
         };
         let event = host

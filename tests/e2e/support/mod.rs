@@ -7,7 +7,7 @@ pub mod tested;
 
 pub use app::{Svc, TestApp};
 pub use client::{Req, Resp, get, post};
-pub use host_process::Host;
+pub use host_process::{Host, StartOptions};
 pub use wasmhost_test_guests::*;
 
 /// Asserts that `resp` is a host-made error of `kind` with `status`, whose

@@ -1,0 +1,114 @@
+//! The precompiled-artifact cache (`[host] cache_dir`): compiled components
+//! on disk, keyed by the component's sha256 and a fingerprint of the engine
+//! (wasmtime version and every setting that affects compiled code), so a
+//! restart or a cold start loads machine code instead of compiling.
+//!
+//! Loading precompiled code is unsafe by nature: only files this host wrote
+//! into its own owner-only directory are loaded, they are written
+//! atomically (temporary file, then rename), and a corrupt, truncated or
+//! mismatched artifact is a cache miss (recompiled and replaced), never a
+//! crash.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where a component's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Loaded from the cache.
+    Cache,
+    /// Compiled now (and stored, when the cache is writable).
+    Compiled,
+}
+
+/// The on-disk cache of compiled components.
+pub struct ArtifactCache {
+    /// The cache directory (created on first store).
+    dir: PathBuf,
+    /// Hex fingerprint of the engine's compiled-code compatibility.
+    fingerprint: String,
+}
+
+impl ArtifactCache {
+    /// A cache in `dir` for code compiled by `engine`.
+    pub fn new(engine: &Engine, dir: PathBuf) -> Self {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        ArtifactCache {
+            dir,
+            fingerprint: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    /// The component with content hash `sha256` and bytes `bytes`: loaded
+    /// from the cache if a usable artifact is there, else compiled (and
+    /// stored).
+    pub fn component(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> anyhow::Result<(Component, Source)> {
+        let path = self.path(sha256);
+        if path.is_file() {
+            // SAFETY: the file is in the host's own owner-only cache
+            // directory and was written (atomically) by this host from
+            // `Engine::precompile_component`; wasmtime checks its header
+            // and engine compatibility and refuses anything else.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, Source::Cache)),
+                Err(err) => tracing::warn!(
+                    path = %path.display(),
+                    error = %err,
+                    "unusable cache artifact; recompiling"
+                ),
+            }
+        }
+        let artifact = engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)?;
+        if let Err(err) = self.store(&path, &artifact) {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                error = %format!("{err:#}"),
+                "cannot write the component cache; compiling without it"
+            );
+        }
+        // SAFETY: `artifact` was produced by `precompile_component` on this
+        // very engine just now.
+        let component =
+            unsafe { Component::deserialize(engine, &artifact) }.map_err(anyhow::Error::from)?;
+        Ok((component, Source::Compiled))
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir
+            .join(format!("{sha256}-{}.cwasm", self.fingerprint))
+    }
+
+    fn store(&self, path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("creating `{}`", self.dir.display()))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating `{}`", tmp.display()))?;
+        file.write_all(artifact)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))
+    }
+}

@@ -1,0 +1,292 @@
+//! Building snapshots from the manifest, at start and on every reload.
+//!
+//! A reload parses the manifest, compiles only components whose bytes
+//! changed, builds the new snapshot off the request path and swaps it in
+//! atomically. Requests in flight keep the snapshot (and services) they
+//! started with. What fails never replaces what works:
+//! - a manifest that does not parse or validate keeps the whole old config;
+//! - a component that does not compile keeps its service on the old version
+//!   (or leaves a new service out) while the rest of the change applies.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::component::{ComponentCache, LoadError};
+use crate::manifest::{Manifest, Problem, Problems, ServiceConfig};
+use crate::registry::{Registry, Snapshot};
+use crate::service::LoadedService;
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    /// The generation now serving.
+    pub generation: u64,
+    /// Services that appeared.
+    pub added: Vec<String>,
+    /// Services that are gone (they drain).
+    pub removed: Vec<String>,
+    /// Services whose component or settings changed.
+    pub changed: Vec<String>,
+    /// Everything that went wrong; the old version of whatever it concerns
+    /// keeps serving.
+    pub errors: Vec<String>,
+}
+
+impl ReloadReport {
+    /// Whether everything in the manifest applied.
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Reloads the manifest into the registry; one reload at a time.
+pub struct Reloader {
+    manifest_path: PathBuf,
+    registry: Arc<Registry>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Compiled components by hash.
+    cache: ComponentCache,
+    /// The data-plane address the process was started with; changing it
+    /// needs a restart.
+    listen: SocketAddr,
+    /// Bumped by every reload that changed something.
+    generation: u64,
+    /// The last error of each service's last reload (until it loads again).
+    errors: BTreeMap<String, String>,
+    /// Directories whose changes trigger a reload.
+    watched: Vec<PathBuf>,
+}
+
+impl Reloader {
+    /// Loads every service of `manifest`. At start every problem is fatal:
+    /// they are all returned, and nothing is served.
+    pub fn start(
+        manifest: &Manifest,
+        mut cache: ComponentCache,
+    ) -> Result<(Arc<Reloader>, Arc<Registry>), Problems> {
+        let mut services = Vec::new();
+        let mut problems = Vec::new();
+        for config in &manifest.services {
+            match cache.load(&config.component) {
+                Ok(compiled) => {
+                    tracing::info!(
+                        service = %config.name,
+                        world = ?compiled.world,
+                        sha256 = %compiled.sha256,
+                        "service loaded"
+                    );
+                    services.push(Arc::new(LoadedService::new(config.clone(), compiled, 1)));
+                }
+                Err(err) => problems.push(component_problem(manifest, config, &err)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        let registry = Arc::new(Registry::new(Snapshot::new(services, 1)));
+        let reloader = Arc::new(Reloader {
+            manifest_path: manifest.path.clone(),
+            registry: registry.clone(),
+            state: Mutex::new(State {
+                cache,
+                listen: manifest.host.listen,
+                generation: 1,
+                errors: BTreeMap::new(),
+                watched: watched_dirs(manifest),
+            }),
+        });
+        Ok((reloader, registry))
+    }
+
+    /// The manifest this reloader reads.
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest_path
+    }
+
+    /// Directories to watch: the manifest's and every component's.
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        self.lock().watched.clone()
+    }
+
+    /// The last reload error of each service that has one.
+    pub fn errors(&self) -> BTreeMap<String, String> {
+        self.lock().errors.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the manifest again and applies what changed. Blocking: it may
+    /// compile; call it off the request path.
+    pub fn reload(&self) -> ReloadReport {
+        let started = Instant::now();
+        let mut state = self.lock();
+        let report = match Manifest::load(&self.manifest_path) {
+            Err(problems) => ReloadReport {
+                generation: state.generation,
+                errors: problems.0.iter().map(ToString::to_string).collect(),
+                ..ReloadReport::default()
+            },
+            Ok(manifest) => self.apply(&mut state, &manifest),
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        if report.ok() {
+            tracing::info!(
+                generation = report.generation,
+                added = ?report.added,
+                removed = ?report.removed,
+                changed = ?report.changed,
+                duration_ms,
+                "reload"
+            );
+        } else {
+            for error in &report.errors {
+                tracing::error!(error = %error, "reload problem; the previous version keeps serving");
+            }
+            tracing::warn!(
+                generation = report.generation,
+                added = ?report.added,
+                removed = ?report.removed,
+                changed = ?report.changed,
+                errors = report.errors.len(),
+                duration_ms,
+                "reload failed"
+            );
+        }
+        report
+    }
+
+    fn apply(&self, state: &mut State, manifest: &Manifest) -> ReloadReport {
+        let current = self.registry.load();
+        let old: HashMap<&str, &Arc<LoadedService>> =
+            current.services.iter().map(|s| (&*s.name, s)).collect();
+        let generation = state.generation + 1;
+        let mut report = ReloadReport::default();
+        if manifest.host.listen != state.listen {
+            report.errors.push(format!(
+                "{}: field `listen`: changing the data-plane address from `{}` to `{}` needs a restart; the host keeps listening on `{}`",
+                manifest.path.display(),
+                state.listen,
+                manifest.host.listen,
+                state.listen
+            ));
+        }
+
+        let mut services = Vec::new();
+        for config in &manifest.services {
+            let previous = old.get(config.name.as_str()).copied();
+            match state.cache.load(&config.component) {
+                Ok(compiled) => {
+                    state.errors.remove(&config.name);
+                    match previous {
+                        Some(prev)
+                            if prev.compiled.sha256 == compiled.sha256
+                                && same_settings(&prev.config, config) =>
+                        {
+                            services.push(prev.clone());
+                        }
+                        _ => {
+                            if previous.is_some() {
+                                report.changed.push(config.name.clone());
+                            } else {
+                                report.added.push(config.name.clone());
+                            }
+                            services.push(Arc::new(LoadedService::new(
+                                config.clone(),
+                                compiled,
+                                generation,
+                            )));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let unsettled = matches!(err, LoadError::Unsettled(_));
+                    if !unsettled {
+                        let problem = component_problem(manifest, config, &err).to_string();
+                        state.errors.insert(config.name.clone(), problem.clone());
+                        report.errors.push(problem);
+                    }
+                    // Keep the version that works, if there is one.
+                    if let Some(prev) = previous {
+                        services.push(prev.clone());
+                    }
+                }
+            }
+        }
+        let kept: HashSet<&str> = services.iter().map(|s| &*s.name).collect();
+        report.removed = old
+            .keys()
+            .filter(|name| !kept.contains(*name))
+            .map(|name| name.to_string())
+            .collect();
+        report.removed.sort();
+        state
+            .errors
+            .retain(|name, _| manifest.services.iter().any(|s| &s.name == name));
+
+        let changed =
+            !(report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty());
+        if changed {
+            state.generation = generation;
+            let live: HashSet<String> =
+                services.iter().map(|s| s.compiled.sha256.clone()).collect();
+            state.cache.retain(&live);
+            self.registry.swap(Snapshot::new(services, generation));
+        }
+        state.watched = watched_dirs(manifest);
+        report.generation = state.generation;
+        report
+    }
+}
+
+/// Two configs differ in anything but where in the manifest they were.
+fn same_settings(a: &ServiceConfig, b: &ServiceConfig) -> bool {
+    let mut b = b.clone();
+    b.component_at = a.component_at;
+    *a == b
+}
+
+fn component_problem(manifest: &Manifest, config: &ServiceConfig, err: &LoadError) -> Problem {
+    let message = match err {
+        LoadError::Failed(err) => format!("{err:#}"),
+        other => other.to_string(),
+    };
+    Problem {
+        file: manifest.path.clone(),
+        line: config.component_at.0,
+        col: config.component_at.1,
+        service: Some(config.name.clone()),
+        field: Some("component".into()),
+        message,
+    }
+}
+
+/// The manifest's folder (as given: a ConfigMap's `..data` swap happens
+/// there) and every component's folder.
+fn watched_dirs(manifest: &Manifest) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::iter::once(manifest.dir.clone())
+        .chain(
+            manifest
+                .services
+                .iter()
+                .filter_map(|s| s.component.parent().map(Path::to_path_buf)),
+        )
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            }
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
