@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::HeaderValue;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::component::Accessor;
 use wasmtime::{AsContextMut, Engine, Store, Trap};
@@ -20,20 +21,42 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::body::{HostBody, LimitedBody, Outcome};
 use crate::error_kind::ErrorKind;
+use crate::metrics::Finished;
 use crate::service::LoadedService;
 use crate::state::HostState;
 
 /// The guest's response head, or the error it answered with.
 type Head = Result<http::Response<WasiBody>, String>;
 
+/// Counts a request in `wasmhost_requests_in_flight` while alive.
+pub struct InFlight(Gauge);
+
+impl InFlight {
+    /// Counts one more request in `gauge`.
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// What the caller needs to know about one request.
 pub struct Call {
     /// The request id (kept from the client or generated).
     pub request_id: Arc<str>,
+    /// The trace id of an incoming `traceparent`, for the logs.
+    pub trace_id: Option<String>,
     /// When the request arrived; the timeout counts from here.
     pub started: Instant,
     /// The admission permit, held until the guest's task ends.
     pub permit: OwnedSemaphorePermit,
+    /// Held until the guest's task ends.
+    pub in_flight: InFlight,
     /// Set by the request body when it crossed `max_request_body`.
     pub body_exceeded: Arc<AtomicBool>,
 }
@@ -51,6 +74,8 @@ pub async fn invoke(
     let request_id = call.request_id.clone();
     let body_exceeded = call.body_exceeded.clone();
     let head_request = request.method() == http::Method::HEAD;
+    let started = call.started;
+    let admitted = Instant::now();
 
     tokio::spawn(run(
         engine.clone(),
@@ -85,6 +110,16 @@ pub async fn invoke(
             let (mut parts, inner) = response.into_parts();
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 parts.headers.insert("x-request-id", value);
+            }
+            // Per-request cost in the browser's dev tools: time to the
+            // response head in all, and in the guest (from instantiation).
+            let timing = format!(
+                "total;dur={:.3}, guest;dur={:.3}",
+                started.elapsed().as_secs_f64() * 1e3,
+                admitted.elapsed().as_secs_f64() * 1e3
+            );
+            if let Ok(value) = HeaderValue::from_str(&timing) {
+                parts.headers.insert("server-timing", value);
             }
             let no_body = head_request
                 || parts.status == http::StatusCode::NO_CONTENT
@@ -186,6 +221,7 @@ async fn run(
             path,
             status,
             error = kind.as_str(),
+            trace_id = call.trace_id.as_deref(),
             duration_ms = duration.as_secs_f64() * 1e3,
             fuel = fuel_used,
             peak_memory,
@@ -199,14 +235,25 @@ async fn run(
             path,
             status,
             client_gone,
+            trace_id = call.trace_id.as_deref(),
             duration_ms = duration.as_secs_f64() * 1e3,
             fuel = fuel_used,
             peak_memory,
             "request"
         ),
     }
+    service.metrics.finished(Finished {
+        status,
+        seconds: duration.as_secs_f64(),
+        fuel: Some(fuel_used),
+        peak_memory: Some(peak_memory),
+        // A guest that failed because the client hung up is not a service
+        // failure.
+        error: outcome.err().filter(|_| !client_gone),
+    });
     let _ = outcome_tx.send(outcome);
     drop(call.permit);
+    drop(call.in_flight);
 }
 
 /// Why a guest did not finish cleanly.

@@ -18,6 +18,9 @@
 //! - [`invoke`]: one request: fresh store, instantiate, call, classify the failure.
 //! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
 //! - [`body`]: request-body limit and the response body that aborts on a late guest failure.
+//! - [`metrics`]: every `wasmhost_*` metric, defined once.
+//! - [`admin`]: the admin plane: health, readiness, metrics, services, reload.
+//! - [`readiness`]: readiness latch and the draining flag.
 //! - [`registry`]: the live routing snapshot behind an `ArcSwap`.
 //! - [`reload`]: building snapshots from the manifest, at start and on reload.
 //! - [`watch`]: watching the manifest's and components' folders.
@@ -27,6 +30,7 @@
 //! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod body;
 pub mod cache;
 pub mod cli;
@@ -39,7 +43,9 @@ pub mod invoke;
 pub mod limits;
 pub mod listen;
 pub mod manifest;
+pub mod metrics;
 pub mod outbound;
+pub mod readiness;
 pub mod registry;
 pub mod reload;
 pub mod router;

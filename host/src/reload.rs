@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crate::component::{ComponentCache, LoadError};
 use crate::manifest::{Manifest, Problem, Problems, ServiceConfig};
+use crate::metrics::Metrics;
 use crate::registry::{Registry, Snapshot};
 use crate::service::LoadedService;
 
@@ -46,6 +47,7 @@ impl ReloadReport {
 pub struct Reloader {
     manifest_path: PathBuf,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     state: Mutex<State>,
 }
 
@@ -69,6 +71,7 @@ impl Reloader {
     pub fn start(
         manifest: &Manifest,
         mut cache: ComponentCache,
+        metrics: Arc<Metrics>,
     ) -> Result<(Arc<Reloader>, Arc<Registry>), Problems> {
         let mut services = Vec::new();
         let mut problems = Vec::new();
@@ -81,7 +84,12 @@ impl Reloader {
                         sha256 = %compiled.sha256,
                         "service loaded"
                     );
-                    services.push(Arc::new(LoadedService::new(config.clone(), compiled, 1)));
+                    services.push(Arc::new(LoadedService::new(
+                        config.clone(),
+                        compiled,
+                        1,
+                        &metrics,
+                    )));
                 }
                 Err(err) => problems.push(component_problem(manifest, config, &err)),
             }
@@ -93,6 +101,7 @@ impl Reloader {
         let reloader = Arc::new(Reloader {
             manifest_path: manifest.path.clone(),
             registry: registry.clone(),
+            metrics,
             state: Mutex::new(State {
                 cache,
                 listen: manifest.host.listen,
@@ -137,6 +146,7 @@ impl Reloader {
             Ok(manifest) => self.apply(&mut state, &manifest),
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.metrics.reload(report.ok());
         if report.ok() {
             tracing::info!(
                 generation = report.generation,
@@ -202,6 +212,7 @@ impl Reloader {
                                 config.clone(),
                                 compiled,
                                 generation,
+                                &self.metrics,
                             )));
                         }
                     }
@@ -227,6 +238,9 @@ impl Reloader {
             .map(|name| name.to_string())
             .collect();
         report.removed.sort();
+        for name in &report.removed {
+            self.metrics.forget(name);
+        }
         state
             .errors
             .retain(|name, _| manifest.services.iter().any(|s| &s.name == name));

@@ -22,8 +22,10 @@ use wasmtime::Engine;
 
 use crate::body::{HostBody, LimitedBody};
 use crate::error_kind::ErrorKind;
-use crate::invoke::{Call, invoke};
+use crate::invoke::{Call, InFlight, invoke};
+use crate::metrics::{Finished, Metrics};
 use crate::registry::Registry;
+use crate::service::LoadedService;
 
 /// A client that has not sent its request headers within this long is
 /// disconnected (slowloris).
@@ -47,16 +49,24 @@ pub struct Server {
     engine: Engine,
     /// The live routes and services.
     registry: Arc<Registry>,
+    /// For answers outside any service.
+    metrics: Arc<Metrics>,
     /// How long a graceful stop waits for in-flight requests.
     shutdown_grace: Duration,
 }
 
 impl Server {
     /// A server for the services in `registry`.
-    pub fn new(engine: Engine, registry: Arc<Registry>, shutdown_grace: Duration) -> Arc<Self> {
+    pub fn new(
+        engine: Engine,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        shutdown_grace: Duration,
+    ) -> Arc<Self> {
         Arc::new(Server {
             engine,
             registry,
+            metrics,
             shutdown_grace,
         })
     }
@@ -122,7 +132,18 @@ impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Response<HostBody> {
         let started = Instant::now();
         let request_id: Arc<str> = request_id(&request).into();
-        let reject = |kind: ErrorKind, service: Option<&str>| {
+        let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
+            match service {
+                Some(service) => service.metrics.finished(Finished {
+                    status: kind.status().as_u16(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    fuel: None,
+                    peak_memory: None,
+                    error: Some(kind),
+                }),
+                None => self.metrics.host_error(kind),
+            }
+            let service = service.map(|s| &*s.name);
             tracing::info!(
                 target: "wasmhost::request",
                 service,
@@ -161,15 +182,16 @@ impl Server {
         else {
             return reject(ErrorKind::NoRoute, None);
         };
-        let name = Some(&*service.name);
         let permit = match service.admit().await {
             Ok(permit) => permit,
-            Err(kind) => return reject(kind, name),
+            Err(kind) => return reject(kind, Some(&service)),
         };
         let max_body = service.limits().max_request_body;
         if content_length(&request).is_some_and(|len| len > max_body) {
-            return reject(ErrorKind::BodyTooLarge, name);
+            return reject(ErrorKind::BodyTooLarge, Some(&service));
         }
+        let in_flight = InFlight::new(&service.metrics.in_flight);
+        let trace_id = trace_id(&request);
 
         let (mut parts, body) = request.into_parts();
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -183,8 +205,10 @@ impl Server {
         );
         let call = Call {
             request_id,
+            trace_id,
             started,
             permit,
+            in_flight,
             body_exceeded,
         };
         invoke(&self.engine, &service, request, call).await
@@ -224,6 +248,14 @@ fn new_request_id() -> String {
         state.set((a, b));
         id
     })
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
+fn trace_id<B>(request: &Request<B>) -> Option<String> {
+    let value = request.headers().get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| trace.to_owned())
 }
 
 /// Both `Content-Length` and `Transfer-Encoding`, or several differing
@@ -316,6 +348,16 @@ mod tests {
         let b = request_id(&request(&[]));
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_trace_id_comes_from_a_well_formed_traceparent() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_id(&request(&[("traceparent", tp)])).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id(&request(&[("traceparent", "junk")])), None);
     }
 
     #[test]

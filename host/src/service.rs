@@ -19,6 +19,7 @@ use crate::error_kind::ErrorKind;
 use crate::guest_log::{GuestLog, Stream};
 use crate::limits::Limits;
 use crate::manifest::{OutboundRule, ServiceConfig};
+use crate::metrics::{Metrics, ServiceMetrics};
 use crate::outbound::OutboundPolicy;
 use crate::state::{HostState, MemoryLimiter};
 
@@ -33,6 +34,8 @@ pub struct LoadedService {
     pub compiled: Arc<Compiled>,
     /// The reload generation that last changed this service.
     pub generation: u64,
+    /// The service's metric handles.
+    pub metrics: ServiceMetrics,
     /// Outbound rules, shared by every request's policy.
     outbound: Arc<[OutboundRule]>,
     /// Requests running, bounded by `max_concurrency`.
@@ -43,14 +46,22 @@ pub struct LoadedService {
 
 impl LoadedService {
     /// A service running `compiled` with `config`.
-    pub fn new(config: ServiceConfig, compiled: Arc<Compiled>, generation: u64) -> Self {
+    pub fn new(
+        config: ServiceConfig,
+        compiled: Arc<Compiled>,
+        generation: u64,
+        metrics: &Metrics,
+    ) -> Self {
         let outbound = config.allowed_outbound_hosts.clone().into();
         let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
+        let metrics = metrics.service(&config.name);
+        metrics.loaded.set(1);
         LoadedService {
             name: config.name.as_str().into(),
             config,
             compiled,
             generation,
+            metrics,
             outbound,
             running,
             queued: AtomicUsize::new(0),

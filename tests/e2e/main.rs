@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod cli;
 mod compat;
 mod isolation;
@@ -11,6 +12,7 @@ mod observability;
 mod reload;
 mod routing;
 mod sandbox;
+mod scrape;
 mod shutdown;
 mod streaming;
 

@@ -35,11 +35,21 @@ fn a_missing_request_id_is_generated_and_seen_by_the_guest() {
 }
 
 #[test]
-fn traceparent_is_passed_to_the_guest() {
+fn traceparent_is_passed_to_the_guest_and_its_trace_id_logged() {
     let host = echo();
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let resp = host.send(get("/echo").header("traceparent", tp));
+    let resp = host.send(
+        get("/echo")
+            .header("traceparent", tp)
+            .header("x-request-id", "traced"),
+    );
     assert_eq!(resp.json()["headers"]["traceparent"], tp);
+    let event = host
+        .wait_for_log(Duration::from_secs(5), |e| {
+            e["message"] == "request" && e["request_id"] == "traced"
+        })
+        .expect("a request event");
+    assert_eq!(event["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
 #[test]

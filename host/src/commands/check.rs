@@ -6,6 +6,7 @@ use crate::cli::CheckArgs;
 use crate::component::ComponentCache;
 use crate::engine::{new_engine, new_linker};
 use crate::manifest::Manifest;
+use crate::metrics::Metrics;
 use crate::reload::Reloader;
 
 /// Checks the manifest and its components without serving.
@@ -16,7 +17,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
             let engine = new_engine()?;
             let artifacts = ArtifactCache::new(&engine, manifest.host.cache_dir.clone());
             let cache = ComponentCache::new(engine.clone(), new_linker(&engine)?, artifacts);
-            match Reloader::start(&manifest, cache) {
+            match Reloader::start(&manifest, cache, Metrics::new()) {
                 Ok(_) => {
                     println!(
                         "{}: ok, {} service(s)",

@@ -50,6 +50,7 @@ pub struct TestApp {
     host: Vec<(String, String)>,
     defaults: Vec<String>,
     services: Vec<Svc>,
+    args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
@@ -70,6 +71,7 @@ impl TestApp {
             ],
             defaults: Vec::new(),
             services: Vec::new(),
+            args: Vec::new(),
 
             env: Vec::new(),
         }
@@ -97,6 +99,12 @@ impl TestApp {
     /// Turns hot reload on (tests default to `watch = false`).
     pub fn watch(self) -> Self {
         self.host_key("watch", "true")
+    }
+
+    /// Also serves the admin plane, on `127.0.0.1:0`.
+    pub fn admin(mut self) -> Self {
+        self.args.extend(["--admin".into(), "127.0.0.1:0".into()]);
+        self
     }
 
     /// Sets an environment variable of the host process.
@@ -145,7 +153,7 @@ impl TestApp {
         let manifest = self.write();
         let mut host = Host::start(StartOptions {
             manifest: &manifest,
-            args: Vec::new(),
+            args: self.args.clone(),
             env: self.env.clone(),
         });
         host.manifest = manifest;

@@ -19,6 +19,8 @@ pub struct Host {
     child: Child,
     /// The data-plane address.
     pub addr: SocketAddr,
+    /// The admin-plane address, when one was asked for.
+    pub admin: Option<SocketAddr>,
     logs: Arc<(Mutex<Vec<String>>, Condvar)>,
     /// The manifest the host was started with.
     pub manifest: std::path::PathBuf,
@@ -71,6 +73,7 @@ impl Host {
         let mut host = Host {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
+            admin: None,
             logs,
             manifest: options.manifest.to_path_buf(),
             _dir: None,
@@ -84,6 +87,12 @@ impl Host {
                 panic!("wasmhost did not report a `listening` event");
             });
         host.addr = event["addr"].as_str().unwrap().parse().unwrap();
+        // The admin listener is bound before the data listener.
+        host.admin = host
+            .events()
+            .iter()
+            .find(|e| e["message"] == "listening" && e["plane"] == "admin")
+            .map(|e| e["addr"].as_str().unwrap().parse().unwrap());
         host
     }
 
@@ -94,6 +103,24 @@ impl Host {
             self.dump_logs();
             panic!("request failed: {err}");
         })
+    }
+
+    /// Sends `req` to the admin plane.
+    pub fn admin(&self, req: Req) -> Resp {
+        let addr = self.admin.expect("the host was started without `.admin()`");
+        req.send(addr).unwrap_or_else(|err| {
+            self.dump_logs();
+            panic!("admin request failed: {err}");
+        })
+    }
+
+    /// The value of one sample of `/metrics` (0 when absent), e.g.
+    /// `metric("wasmhost_requests_total{service=\"hello\",status=\"2xx\"}")`.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = self.admin(super::client::get("/metrics")).text();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// Sends `req`, returning transport errors (aborted responses) as `Err`.

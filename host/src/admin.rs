@@ -1,0 +1,250 @@
+//! The admin plane, on its own listener (`[host] admin` / `--admin`):
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when every service is loaded and not draining, else 503 |
+//! | `GET /metrics` | Prometheus text exposition |
+//! | `GET /admin/services` | JSON: every service's routes, component, sha256, generation, state, limits, last reload error, requests |
+//! | `POST /admin/reload` | reload now; JSON report of what changed or failed (200 ok, 500 failed) |
+//!
+//! Bound to loopback by default. When `WASMHOST_ADMIN_TOKEN` is set, every
+//! endpoint but `/healthz` and `/readyz` requires `Authorization: Bearer
+//! <token>`; bound off loopback, the token is mandatory (checked at start).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+use crate::registry::Registry;
+use crate::reload::Reloader;
+
+/// The environment variable holding the admin bearer token.
+pub const TOKEN_VAR: &str = "WASMHOST_ADMIN_TOKEN";
+
+/// What the admin endpoints read.
+pub struct AdminState {
+    /// Live services.
+    pub registry: Arc<Registry>,
+    /// For `/admin/reload` and last reload errors.
+    pub reloader: Arc<Reloader>,
+    /// For `/readyz`.
+    pub readiness: Arc<Readiness>,
+    /// For `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The required bearer token, if any.
+    pub token: Option<String>,
+}
+
+/// The admin token for `addr`: `WASMHOST_ADMIN_TOKEN` if set; an error when
+/// `addr` is off loopback and no token is set.
+pub fn token_for(addr: SocketAddr) -> anyhow::Result<Option<String>> {
+    let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    if token.is_none() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "the admin listener `{addr}` is not on loopback and `{TOKEN_VAR}` is not set: \
+             set a token, or bind the admin plane to 127.0.0.1"
+        );
+    }
+    Ok(token)
+}
+
+/// Serves the admin plane on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// One admin request.
+pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let public = matches!(path, "/healthz" | "/readyz");
+    if !public && !authorized(state.token.as_deref(), &request) {
+        let mut response = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    match (request.method(), path) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if state.readiness.is_ready() {
+                text(StatusCode::OK, "ready\n")
+            } else if state.readiness.is_draining() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "loading\n")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut response = text(StatusCode::OK, state.metrics.encode());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        (&Method::GET, "/admin/services") => json(StatusCode::OK, services(state)),
+        (&Method::POST, "/admin/reload") => {
+            let reloader = state.reloader.clone();
+            match tokio::task::spawn_blocking(move || reloader.reload()).await {
+                Ok(report) => {
+                    let status = if report.ok() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    };
+                    let mut body = serde_json::to_value(&report).unwrap_or_default();
+                    body["ok"] = report.ok().into();
+                    json(status, body)
+                }
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "reload panicked\n"),
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/services" | "/admin/reload") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn services(state: &AdminState) -> serde_json::Value {
+    let snapshot = state.registry.load();
+    let errors = state.reloader.errors();
+    let mut list: Vec<serde_json::Value> = snapshot
+        .services
+        .iter()
+        .map(|service| {
+            serde_json::json!({
+                "name": &*service.name,
+                "routes": service.config.routes.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>(),
+                "host": service.config.routes.first().and_then(|r| r.host.as_deref()),
+                "component": service.config.component,
+                "sha256": service.compiled.sha256,
+                "world": service.compiled.world,
+                "generation": service.generation,
+                "state": "loaded",
+                "limits": service.config.limits,
+                "last_reload_error": errors.get(&*service.name),
+                "requests": service.metrics.total_requests(),
+            })
+        })
+        .collect();
+    // Services that never loaded (added with a broken component).
+    for (name, error) in &errors {
+        if !snapshot.services.iter().any(|s| &*s.name == name) {
+            list.push(serde_json::json!({
+                "name": name,
+                "state": "unloaded",
+                "last_reload_error": error,
+            }));
+        }
+    }
+    serde_json::json!({ "generation": snapshot.generation, "services": list })
+}
+
+fn authorized<B>(token: Option<&str>, request: &Request<B>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let Some(given) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// Compares without an early exit, so the time taken does not reveal how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(auth: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().uri("/metrics");
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn without_a_token_everything_is_allowed() {
+        assert!(authorized(None, &request(None)));
+    }
+
+    #[test]
+    fn with_a_token_only_the_exact_bearer_is_allowed() {
+        assert!(authorized(Some("s3cret"), &request(Some("Bearer s3cret"))));
+        assert!(!authorized(Some("s3cret"), &request(Some("Bearer s3cre"))));
+        assert!(!authorized(Some("s3cret"), &request(Some("s3cret"))));
+        assert!(!authorized(Some("s3cret"), &request(None)));
+    }
+
+    #[test]
+    fn off_loopback_without_a_token_is_refused() {
+        let addr: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        if std::env::var(TOKEN_VAR).is_err() {
+            assert!(token_for(addr).is_err());
+            assert!(token_for("127.0.0.1:9090".parse().unwrap()).is_ok());
+        }
+    }
+}

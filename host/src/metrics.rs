@@ -1,0 +1,342 @@
+//! Every metric the host exports: each `wasmhost_*` name and label set is
+//! defined here and nowhere else. Label values are bounded: service names,
+//! status classes, error kinds and limit names — never paths or ids.
+//!
+//! The request path never looks metrics up by label: each service gets its
+//! handles ([`ServiceMetrics`]) once, when it is loaded.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::error_kind::ErrorKind;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    service: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    service: String,
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    service: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The status classes counted in `wasmhost_requests_total{status}`.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The `limit` label values of `wasmhost_limit_exceeded_total`.
+const LIMITS: [&str; 5] = ["fuel", "memory", "timeout", "concurrency", "request_body"];
+
+/// The host's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<StatusLabels, Counter>,
+    duration: HistogramFamily<ServiceLabel>,
+    fuel_consumed: Family<ServiceLabel, Counter>,
+    fuel: HistogramFamily<ServiceLabel>,
+    memory: HistogramFamily<ServiceLabel>,
+    limit_exceeded: Family<LimitLabels, Counter>,
+    errors: Family<KindLabels, Counter>,
+    in_flight: Family<ServiceLabel, Gauge>,
+    cold_starts: Family<ServiceLabel, Counter>,
+    loaded: Family<ServiceLabel, Gauge>,
+    reloads: Family<ResultLabel, Counter>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 µs to ~6.5 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+fn fuel_histogram() -> Histogram {
+    // 1k to ~4G units of fuel.
+    Histogram::new(exponential_buckets(1_000.0, 4.0, 12))
+}
+
+fn memory_histogram() -> Histogram {
+    // 64 KiB to 4 GiB.
+    Histogram::new(exponential_buckets(65_536.0, 2.0, 17))
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "wasmhost_requests",
+            "Requests answered, by service and status class",
+            requests.clone(),
+        );
+        let duration: HistogramFamily<ServiceLabel> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "wasmhost_request_duration",
+            "Time from a request's arrival to the end of its response",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let fuel_consumed = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "wasmhost_fuel_consumed",
+            "Wasm fuel consumed by guests",
+            fuel_consumed.clone(),
+        );
+        let fuel: HistogramFamily<ServiceLabel> = Family::new_with_constructor(fuel_histogram);
+        registry.register(
+            "wasmhost_request_fuel",
+            "Wasm fuel consumed per request",
+            fuel.clone(),
+        );
+        let memory: HistogramFamily<ServiceLabel> = Family::new_with_constructor(memory_histogram);
+        registry.register_with_unit(
+            "wasmhost_request_peak_memory",
+            "Peak linear memory of a request's instance",
+            Unit::Bytes,
+            memory.clone(),
+        );
+        let limit_exceeded = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "wasmhost_limit_exceeded",
+            "Requests stopped by a limit (fuel, memory, timeout, concurrency, request_body)",
+            limit_exceeded.clone(),
+        );
+        let errors = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "wasmhost_errors",
+            "Responses the host made itself, by `wasmhost-error` kind",
+            errors.clone(),
+        );
+        // Present from the start (at 0), so dashboards find the family.
+        let _ = errors.get_or_create(&KindLabels {
+            service: String::new(),
+            kind: ErrorKind::NoRoute.as_str().into(),
+        });
+        let in_flight = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "wasmhost_requests_in_flight",
+            "Requests admitted and not yet finished",
+            in_flight.clone(),
+        );
+        let cold_starts = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "wasmhost_cold_starts",
+            "Requests that found their service unloaded and loaded it",
+            cold_starts.clone(),
+        );
+        let loaded = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "wasmhost_service_loaded",
+            "1 while a service's compiled code is loaded",
+            loaded.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "wasmhost_reloads",
+            "Reloads, by result (ok or error)",
+            reloads.clone(),
+        );
+        for result in ["ok", "error"] {
+            // Both results appear (at 0) from the start.
+            let _ = reloads.get_or_create(&ResultLabel {
+                result: result.into(),
+            });
+        }
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        registry.register(
+            "wasmhost_build_info",
+            "Always 1; the version label says which wasmhost runs",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        Arc::new(Metrics {
+            registry,
+            requests,
+            duration,
+            fuel_consumed,
+            fuel,
+            memory,
+            limit_exceeded,
+            errors,
+            in_flight,
+            cold_starts,
+            loaded,
+            reloads,
+        })
+    }
+
+    /// The handles for one service (created, at zero, if new).
+    pub fn service(&self, name: &str) -> ServiceMetrics {
+        let service = ServiceLabel {
+            service: name.into(),
+        };
+        let status = |class: &str| {
+            self.requests
+                .get_or_create(&StatusLabels {
+                    service: name.into(),
+                    status: class.into(),
+                })
+                .clone()
+        };
+        let limit = |limit: &str| {
+            self.limit_exceeded
+                .get_or_create(&LimitLabels {
+                    service: name.into(),
+                    limit: limit.into(),
+                })
+                .clone()
+        };
+        ServiceMetrics {
+            name: name.into(),
+            requests: STATUS_CLASSES.map(status),
+            duration: self.duration.get_or_create(&service).clone(),
+            fuel_consumed: self.fuel_consumed.get_or_create(&service).clone(),
+            fuel: self.fuel.get_or_create(&service).clone(),
+            memory: self.memory.get_or_create(&service).clone(),
+            limit_exceeded: LIMITS.map(limit),
+            in_flight: self.in_flight.get_or_create(&service).clone(),
+            cold_starts: self.cold_starts.get_or_create(&service).clone(),
+            loaded: self.loaded.get_or_create(&service).clone(),
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// A service is gone: its gauges leave the exposition.
+    pub fn forget(&self, name: &str) {
+        let service = ServiceLabel {
+            service: name.into(),
+        };
+        self.loaded.remove(&service);
+        self.in_flight.remove(&service);
+    }
+
+    /// A host-made answer outside any service (e.g. `no_route`).
+    pub fn host_error(&self, kind: ErrorKind) {
+        self.errors
+            .get_or_create(&KindLabels {
+                service: String::new(),
+                kind: kind.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// Counts a reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// One service's metric handles.
+#[derive(Clone)]
+pub struct ServiceMetrics {
+    name: String,
+    requests: [Counter; 5],
+    duration: Histogram,
+    fuel_consumed: Counter,
+    fuel: Histogram,
+    memory: Histogram,
+    limit_exceeded: [Counter; 5],
+    /// Gauge of admitted, unfinished requests.
+    pub in_flight: Gauge,
+    /// Count of cold starts.
+    pub cold_starts: Counter,
+    /// 1 while loaded.
+    pub loaded: Gauge,
+    errors: Family<KindLabels, Counter>,
+}
+
+/// What one finished request reports.
+pub struct Finished {
+    /// Status sent (or that would have been sent).
+    pub status: u16,
+    /// Arrival to the end of the response.
+    pub seconds: f64,
+    /// Fuel the guest consumed, if it ran.
+    pub fuel: Option<u64>,
+    /// Peak linear memory, if it ran.
+    pub peak_memory: Option<usize>,
+    /// The host-made error, if any.
+    pub error: Option<ErrorKind>,
+}
+
+impl ServiceMetrics {
+    /// Records a finished request.
+    pub fn finished(&self, request: Finished) {
+        let class = usize::from(request.status / 100).clamp(1, 5) - 1;
+        self.requests[class].inc();
+        self.duration.observe(request.seconds);
+        if let Some(fuel) = request.fuel {
+            self.fuel_consumed.inc_by(fuel);
+            self.fuel.observe(fuel as f64);
+        }
+        if let Some(memory) = request.peak_memory {
+            self.memory.observe(memory as f64);
+        }
+        if let Some(kind) = request.error {
+            self.errors
+                .get_or_create(&KindLabels {
+                    service: self.name.clone(),
+                    kind: kind.as_str().into(),
+                })
+                .inc();
+            if let Some(limit) = kind.limit() {
+                let i = LIMITS
+                    .iter()
+                    .position(|l| *l == limit)
+                    .expect("a known limit");
+                self.limit_exceeded[i].inc();
+            }
+        }
+    }
+
+    /// Requests answered so far, all classes.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.iter().map(Counter::get).sum()
+    }
+}
