@@ -99,13 +99,13 @@ def main():
         '[[service]]\nname = "svc"\ncomponent = "svc.wasm"\nroute = "/svc"\n')
     proc, addr = start_host(args.wasmhost, manifest)
     url = f"http://{addr}/svc"
-    try:
-        # Steady state and a burst of reloads, each measured with wrk.
-        steady_rps, steady_failed = wrk_result(wrk(url, 8))
-        load = wrk(url, 60)
-        time.sleep(1)
-        latencies, versions = [], [(v2, "raw proxy ok"), (v1, "hello")]
-        for i in range(args.swaps):
+    versions = [(v2, "raw proxy ok"), (v1, "hello")]
+    counter = iter(range(10**9))
+
+    def swaps(n):
+        latencies = []
+        for _ in range(n):
+            i = next(counter)
             base, marker = versions[i % 2]
             tmp = component + ".tmp"
             open(tmp, "wb").write(with_custom_section(base, f"{i}-{time.time()}"))
@@ -119,17 +119,28 @@ def main():
                     raise SystemExit(f"swap {i} not visible after 10 s")
             latencies.append((time.perf_counter() - written) * 1e3)
             time.sleep(0.1)
+        return sorted(latencies)
+
+    try:
+        idle = swaps(args.swaps)
+        # Steady state and a burst of reloads, each measured with wrk.
+        steady_rps, steady_failed = wrk_result(wrk(url, 8))
+        load = wrk(url, 60)
+        time.sleep(1)
+        latencies = swaps(args.swaps)
         load.send_signal(signal.SIGINT)  # wrk prints its results on SIGINT
         burst_rps, burst_failed = wrk_result(load)
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(work, ignore_errors=True)
-    latencies.sort()
-    p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
-    print(f"reload latency (file renamed -> first new response), {len(latencies)} swaps, "
-          f"each a fresh compile: p50 {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms, "
-          f"max {latencies[-1]:.0f} ms")
+    def p95(values):
+        return values[min(len(values) - 1, int(len(values) * 0.95))]
+
+    for label, values in [("idle host", idle), ("under wrk load", latencies)]:
+        print(f"reload latency (file renamed -> first new response), {label}, {len(values)} swaps, "
+              f"each a fresh compile: p50 {statistics.median(values):.0f} ms, "
+              f"p95 {p95(values):.0f} ms, max {values[-1]:.0f} ms")
     print(f"throughput: steady {steady_rps:.0f} req/s, during reloads {burst_rps:.0f} req/s, "
           f"ratio {burst_rps / steady_rps:.2f}")
     print(f"failed requests: steady {steady_failed}, during reloads {burst_failed}")

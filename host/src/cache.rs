@@ -33,6 +33,8 @@ pub struct ArtifactCache {
     dir: PathBuf,
     /// Hex fingerprint of the engine's compiled-code compatibility.
     fingerprint: String,
+    /// Artifact writes still running (joined by [`ArtifactCache::flush`]).
+    pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl ArtifactCache {
@@ -43,6 +45,7 @@ impl ArtifactCache {
         ArtifactCache {
             dir,
             fingerprint: format!("{:016x}", hasher.finish()),
+            pending: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -59,8 +62,8 @@ impl ArtifactCache {
         if path.is_file() {
             // SAFETY: the file is in the host's own owner-only cache
             // directory and was written (atomically) by this host from
-            // `Engine::precompile_component`; wasmtime checks its header
-            // and engine compatibility and refuses anything else.
+            // `Component::serialize`; wasmtime checks its header and engine
+            // compatibility and refuses anything else.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, Source::Cache)),
                 Err(err) => tracing::warn!(
@@ -70,45 +73,62 @@ impl ArtifactCache {
                 ),
             }
         }
-        let artifact = engine
-            .precompile_component(bytes)
-            .map_err(anyhow::Error::from)?;
-        if let Err(err) = self.store(&path, &artifact) {
-            tracing::warn!(
-                dir = %self.dir.display(),
-                error = %format!("{err:#}"),
-                "cannot write the component cache; compiling without it"
-            );
+        let component = Component::from_binary(engine, bytes).map_err(anyhow::Error::from)?;
+        // Storing is off the critical path: the caller serves the component
+        // while its machine code is written for the next start.
+        match component.serialize() {
+            Ok(artifact) => {
+                let (dir, path) = (self.dir.clone(), path.clone());
+                let write = std::thread::spawn(move || {
+                    if let Err(err) = store(&dir, &path, &artifact) {
+                        tracing::warn!(
+                            dir = %dir.display(),
+                            error = %format!("{err:#}"),
+                            "cannot write the component cache; compiling without it"
+                        );
+                    }
+                });
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.retain(|w| !w.is_finished());
+                pending.push(write);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot serialize a compiled component"),
         }
-        // SAFETY: `artifact` was produced by `precompile_component` on this
-        // very engine just now.
-        let component =
-            unsafe { Component::deserialize(engine, &artifact) }.map_err(anyhow::Error::from)?;
         Ok((component, Source::Compiled))
+    }
+
+    /// Waits for artifact writes still running (before a process exits).
+    pub fn flush(&self) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for write in pending {
+            let _ = write.join();
+        }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
         self.dir
             .join(format!("{sha256}-{}.cwasm", self.fingerprint))
     }
+}
 
-    fn store(&self, path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("creating `{}`", self.dir.display()))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating `{}`", tmp.display()))?;
-        file.write_all(artifact)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing `{}`", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))
-    }
+/// Writes `artifact` to `path` in `dir` atomically (temporary file, then
+/// rename). No fsync: after a crash, a torn file fails wasmtime's checks
+/// and is recompiled.
+fn store(dir: &Path, path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating `{}`", dir.display()))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating `{}`", tmp.display()))?;
+    file.write_all(artifact)
+        .with_context(|| format!("writing `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))
 }

@@ -141,6 +141,11 @@ impl ComponentCache {
         Ok(compiled)
     }
 
+    /// Waits for machine code still being written to the on-disk cache.
+    pub fn flush(&self) {
+        self.artifacts.flush();
+    }
+
     /// Retires every component whose hash is not in `live`: the few most
     /// recent stay compiled, older ones are dropped.
     pub fn retain(&mut self, live: &HashSet<String>) {

@@ -94,6 +94,7 @@ impl Reloader {
                 Err(err) => problems.push(component_problem(manifest, config, &err)),
             }
         }
+        cache.flush();
         if !problems.is_empty() {
             return Err(Problems(problems));
         }

@@ -20,8 +20,8 @@ use crate::reload::Reloader;
 
 /// How long the folders must be quiet before a reload starts: long enough
 /// to coalesce an editor's or a compiler's burst of writes, short enough
-/// that a change is live well within a second.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// that a change goes live fast.
+pub const DEBOUNCE: Duration = Duration::from_millis(25);
 
 /// The running watcher; dropping it stops watching.
 pub struct Watcher {
