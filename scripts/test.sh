@@ -30,3 +30,13 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"
+
+# The guests: lints for wasm, and the example services' own native tests
+# (handlers tested through `wasmhost_sdk::testing`, no wasm runtime).
+(
+  cd guests
+  unset CARGO_TARGET_DIR
+  cargo fmt --all -- --check
+  cargo clippy --release -- -D warnings
+  cargo test --target x86_64-unknown-linux-gnu -p hello -p echo -p router-demo -p outbound
+)

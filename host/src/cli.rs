@@ -23,6 +23,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Parse, validate and compile every component; print every problem.
     Check(CheckArgs),
+    /// Create a guest project that builds and serves with no edits.
+    New(NewArgs),
 }
 
 /// Arguments of `wasmhost serve`.
@@ -51,6 +53,44 @@ pub struct CheckArgs {
     pub manifest: PathBuf,
 }
 
+/// Arguments of `wasmhost new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The service's name (`[a-z0-9-]+`); also the folder, unless `--dir`.
+    pub name: String,
+    /// What to start from.
+    #[arg(long, value_enum)]
+    pub template: Option<Template>,
+    /// The folder to create (default: NAME).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The wasmhost SDK sources (default: the `sdk/` this binary was built from).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+/// Starting points for `wasmhost new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// One handler function.
+    Http,
+    /// A `Router` with path parameters.
+    Router,
+    /// A JSON API with serde.
+    JsonApi,
+}
+
+impl Template {
+    /// The template's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Http => "http",
+            Template::Router => "router",
+            Template::JsonApi => "json-api",
+        }
+    }
+}
+
 /// How log events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -65,7 +105,7 @@ impl Cli {
     pub fn log_format(&self) -> LogFormat {
         let flag = match &self.command {
             Command::Serve(args) => args.log_format,
-            Command::Check(_) => Some(LogFormat::Text),
+            Command::Check(_) | Command::New(_) => Some(LogFormat::Text),
         };
         flag.unwrap_or_else(|| {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {

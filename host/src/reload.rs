@@ -61,8 +61,8 @@ struct State {
     generation: u64,
     /// The last error of each service's last reload (until it loads again).
     errors: BTreeMap<String, String>,
-    /// Directories whose changes trigger a reload.
-    watched: Vec<PathBuf>,
+    /// Files whose changes trigger a reload, and their folders.
+    watched: Watched,
 }
 
 impl Reloader {
@@ -108,7 +108,7 @@ impl Reloader {
                 listen: manifest.host.listen,
                 generation: 1,
                 errors: BTreeMap::new(),
-                watched: watched_dirs(manifest),
+                watched: Watched::of(manifest),
             }),
         });
         Ok((reloader, registry))
@@ -119,8 +119,8 @@ impl Reloader {
         &self.manifest_path
     }
 
-    /// Directories to watch: the manifest's and every component's.
-    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+    /// What to watch: the manifest, every component, and their folders.
+    pub fn watched(&self) -> Watched {
         self.lock().watched.clone()
     }
 
@@ -255,7 +255,7 @@ impl Reloader {
             state.cache.retain(&live);
             self.registry.swap(Snapshot::new(services, generation));
         }
-        state.watched = watched_dirs(manifest);
+        state.watched = Watched::of(manifest);
         report.generation = state.generation;
         report
     }
@@ -283,25 +283,63 @@ fn component_problem(manifest: &Manifest, config: &ServiceConfig, err: &LoadErro
     }
 }
 
-/// The manifest's folder (as given: a ConfigMap's `..data` swap happens
-/// there) and every component's folder.
-fn watched_dirs(manifest: &Manifest) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::iter::once(manifest.dir.clone())
-        .chain(
-            manifest
-                .services
-                .iter()
-                .filter_map(|s| s.component.parent().map(Path::to_path_buf)),
-        )
-        .map(|dir| {
+/// The files whose changes matter and the folders to watch for them.
+/// Folders are watched (see [`crate::watch`]); an event counts only when it
+/// names one of `files`, so unrelated files in the same folder (a log file,
+/// the cache) never trigger reloads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Watched {
+    /// The manifest's folder (as given: a ConfigMap's `..data` swap happens
+    /// there) and every component's folder.
+    pub dirs: Vec<PathBuf>,
+    /// The manifest, its folder's `..data` link, and every component, as
+    /// [`watch_key`]s.
+    pub files: HashSet<PathBuf>,
+}
+
+impl Watched {
+    fn of(manifest: &Manifest) -> Watched {
+        let non_empty = |dir: PathBuf| {
             if dir.as_os_str().is_empty() {
                 PathBuf::from(".")
             } else {
                 dir
             }
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
+        };
+        let mut dirs: Vec<PathBuf> = std::iter::once(manifest.dir.clone())
+            .chain(
+                manifest
+                    .services
+                    .iter()
+                    .filter_map(|s| s.component.parent().map(Path::to_path_buf)),
+            )
+            .map(non_empty)
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let manifest_dir = non_empty(manifest.dir.clone());
+        let files = manifest
+            .services
+            .iter()
+            .map(|s| s.component.clone())
+            .chain([manifest.path.clone(), manifest_dir.join("..data")])
+            .filter_map(|path| watch_key(&path))
+            .collect();
+        Watched { dirs, files }
+    }
+}
+
+/// How a watched file is recognised in a file event: its folder with
+/// symlinks resolved (as the watcher reports it) and its own name as is
+/// (`manifest.toml` may be a link into `..data`).
+pub fn watch_key(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .ok()?;
+    Some(dir.join(name))
 }

@@ -3,20 +3,21 @@
 //! Folders are watched, not files: editors and `cargo build` replace a file
 //! by writing a temporary one and renaming it over, and a Kubernetes
 //! ConfigMap swaps a `..data` symlink in the manifest's folder; a watch on
-//! the old file would miss both. Any change in a watched folder, once the
-//! folders have been quiet for [`DEBOUNCE`], triggers one reload; a reload
-//! that finds nothing changed swaps nothing.
+//! the old file would miss both. A change that names the manifest, a
+//! component or `..data` (other files in those folders are ignored), once
+//! the folders have been quiet for [`DEBOUNCE`], triggers one reload; a
+//! reload that finds nothing changed swaps nothing.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Watched, watch_key};
 
 /// How long the folders must be quiet before a reload starts: long enough
 /// to coalesce an editor's or a compiler's burst of writes, short enough
@@ -32,12 +33,18 @@ pub struct Watcher {
 /// reload on the watcher's own thread (off the request path).
 pub fn start(reloader: Arc<Reloader>) -> anyhow::Result<Watcher> {
     let (tx, rx) = mpsc::channel::<()>();
+    let files = Arc::new(RwLock::new(HashSet::<PathBuf>::new()));
+    let event_files = files.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         match event {
             // Reads (ours included, during a reload) change nothing.
             Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-            Ok(_) => {
-                let _ = tx.send(());
+            Ok(event) => {
+                let files = event_files.read().unwrap_or_else(|e| e.into_inner());
+                let named = |path: &PathBuf| watch_key(path).is_some_and(|k| files.contains(&k));
+                if event.paths.iter().any(named) {
+                    let _ = tx.send(());
+                }
             }
             Err(err) => tracing::warn!(error = %err, "file watcher error"),
         }
@@ -45,7 +52,7 @@ pub fn start(reloader: Arc<Reloader>) -> anyhow::Result<Watcher> {
     .context("starting the file watcher")?;
     let watcher = Arc::new(Mutex::new(watcher));
     let mut watched = HashSet::new();
-    update_watches(&watcher, &mut watched, reloader.watched_dirs());
+    update_watches(&watcher, &files, &mut watched, reloader.watched());
 
     let thread_watcher = watcher.clone();
     std::thread::Builder::new()
@@ -61,7 +68,7 @@ pub fn start(reloader: Arc<Reloader>) -> anyhow::Result<Watcher> {
                     }
                 }
                 reloader.reload();
-                update_watches(&thread_watcher, &mut watched, reloader.watched_dirs());
+                update_watches(&thread_watcher, &files, &mut watched, reloader.watched());
             }
         })
         .context("starting the watcher thread")?;
@@ -70,10 +77,12 @@ pub fn start(reloader: Arc<Reloader>) -> anyhow::Result<Watcher> {
 
 fn update_watches(
     watcher: &Mutex<RecommendedWatcher>,
+    files: &RwLock<HashSet<PathBuf>>,
     watched: &mut HashSet<PathBuf>,
-    wanted: Vec<PathBuf>,
+    wanted: Watched,
 ) {
-    let wanted: HashSet<PathBuf> = wanted.into_iter().collect();
+    *files.write().unwrap_or_else(|e| e.into_inner()) = wanted.files;
+    let wanted: HashSet<PathBuf> = wanted.dirs.into_iter().collect();
     let mut watcher = watcher.lock().unwrap_or_else(|e| e.into_inner());
     for dir in watched.difference(&wanted) {
         let _ = watcher.unwatch(dir);

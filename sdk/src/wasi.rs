@@ -1,42 +1,262 @@
-//! The bridge between `wasi:http` and [`Request`]/[`Response`], and the glue
-//! behind [`export!`](crate::export).
+//! The platform boundary: everything that differs between a wasm build and a
+//! native one, and the only file that looks at `target_arch`.
 //!
-//! This is the only file that looks at `target_arch`: on `wasm32` the export
-//! macro implements `wasi:http/incoming-handler` with the `wasi` crate; on any
-//! other target it only type-checks the handler, so services compile (and
-//! their handlers unit-test) natively.
+//! Both halves offer the same four things to the rest of the crate:
+//!
+//! | item | `wasm32` (under wasmhost, `wasmtime serve`, ...) | native (`cargo test`) |
+//! |---|---|---|
+//! | `export!` glue | implements `wasi:http/incoming-handler` with the `wasi` crate | only type-checks the handler |
+//! | `env_var` | the guest's environment (the manifest's `env`) | the [`TestEnv`](crate::testing::TestEnv)'s config, else the process environment |
+//! | `send` | `wasi:http/outgoing-handler` with request-options timeouts | the `TestEnv`'s outbound mock, else `Unsupported` |
+//! | `write_log` | one line on stderr | one line on stderr, also captured by the `TestEnv` |
 
 #[cfg(target_arch = "wasm32")]
 pub use component::*;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native::*;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
+    use std::ffi::OsString;
     use std::io::{Read as _, Write as _}; // on wasi's streams
 
-    use http::{HeaderName, HeaderValue, Method};
+    use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
     pub use wasi;
     pub use wasi::exports::http::incoming_handler::Guest;
-    use wasi::http::types::{self as wasi_http, Fields, OutgoingBody, OutgoingResponse};
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{
+        self as wasi_http, ErrorCode, Fields, IncomingBody, OutgoingBody, OutgoingRequest,
+        OutgoingResponse, RequestOptions, Scheme,
+    };
     pub use wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use wasi::io::streams::{OutputStream, StreamError};
 
-    use crate::{Request, Response};
+    use crate::outbound::{self, OutboundError};
+    use crate::{Handler, Request, Response};
 
     /// Implements `handle` for the type `export!` generates: read the request,
     /// call the user's handler, write its response.
-    pub fn serve(
-        request: IncomingRequest,
-        out: ResponseOutparam,
-        handler: fn(Request) -> Response,
-    ) {
+    pub fn serve<M, H: Handler<M>>(request: IncomingRequest, out: ResponseOutparam, handler: &H) {
         let response = match read_request(request) {
-            Ok(request) => handler(request),
-            Err(message) => Response::text(format!("wasmhost-sdk: {message}\n")).with_status(400),
+            Ok(request) => handler.call(request),
+            Err(message) => {
+                crate::Error::bad_request(format!("wasmhost-sdk: {message}")).into_response()
+            }
         };
         write_response(out, response);
     }
 
+    pub(crate) fn env_var(key: &str) -> Option<OsString> {
+        std::env::var_os(key)
+    }
+
+    pub(crate) fn write_log(line: String) {
+        eprintln!("{line}");
+    }
+
     fn read_request(incoming: IncomingRequest) -> Result<Request, String> {
-        let method = match incoming.method() {
+        let method = from_wasi_method(incoming.method())?;
+        let target = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
+        let body = incoming
+            .consume()
+            .map_err(|()| "request body already consumed".to_owned())?;
+        let bytes = read_body(&body).map_err(|e| format!("failed to read request body: {e}"))?;
+        drop(IncomingBody::finish(body));
+        // Fetch the headers only if the handler looks at one: copying them out
+        // of the host is most of the SDK's cost per request. The closure owns
+        // the request resource until then (its `headers` are its child).
+        let headers = Box::new(move || {
+            let fields = incoming.headers();
+            let entries = fields.entries();
+            drop(fields);
+            entries
+        });
+        Ok(Request::from_host(method, &target, headers, bytes))
+    }
+
+    fn write_response(out: ResponseOutparam, response: Response) {
+        let (status, headers, chunks) = response.into_parts();
+        let fields = Fields::new();
+        for (name, value) in &headers {
+            if let Err(e) = fields.append(name.as_str(), value.as_bytes()) {
+                // e.g. a hop-by-hop header the host forbids: drop it, say so in the logs.
+                crate::warn!("wasmhost-sdk: dropped response header `{name}`: {e:?}");
+            }
+        }
+        let outgoing = OutgoingResponse::new(fields);
+        // `Response` only holds valid status codes; the host accepts all of them.
+        let _ = outgoing.set_status_code(status.as_u16());
+        let body = outgoing.body().expect("a new response has a body");
+        ResponseOutparam::set(out, Ok(outgoing));
+
+        let mut stream = body.write().expect("a new body has a stream");
+        let streamed = chunks.is_stream();
+        for chunk in chunks {
+            // A failed write means the client or the host gave up: stop, and
+            // leave the body unfinished so nobody mistakes it for complete.
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+            // Push each chunk of a stream out now rather than at the end.
+            if streamed && stream.flush().is_err() {
+                return;
+            }
+        }
+        if stream.flush().is_err() {
+            return;
+        }
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+    }
+
+    pub(crate) fn send(request: outbound::Request) -> Result<outbound::Response, OutboundError> {
+        let url = request.url();
+        let (scheme, authority, path) = request.parts()?;
+        let invalid = |reason: &str| OutboundError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let failed = |reason: String| OutboundError::Failed {
+            url: url.to_owned(),
+            reason,
+        };
+
+        let fields = Fields::new();
+        for (name, value) in request.headers() {
+            fields
+                .append(name.as_str(), value.as_bytes())
+                .map_err(|e| failed(format!("request header `{name}` refused: {e:?}")))?;
+        }
+        let outgoing = OutgoingRequest::new(fields);
+        outgoing
+            .set_method(&to_wasi_method(request.method()))
+            .map_err(|()| failed(format!("method `{}` refused", request.method())))?;
+        let scheme = match scheme.as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => Scheme::Other(other.to_owned()),
+        };
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|()| invalid("unsupported scheme"))?;
+        outgoing
+            .set_authority(Some(&authority))
+            .map_err(|()| invalid("invalid host or port"))?;
+        outgoing
+            .set_path_with_query(Some(&path))
+            .map_err(|()| invalid("invalid path or query"))?;
+
+        let options = RequestOptions::new();
+        let nanos = u64::try_from(request.timeout().as_nanos()).unwrap_or(u64::MAX);
+        // A host that cannot enforce a timeout refuses to set it; the service's
+        // own `timeout` in the manifest still bounds the whole request.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+
+        let body = outgoing.body().expect("a new request has a body");
+        let future = outgoing_handler::handle(outgoing, Some(options))
+            .map_err(|code| from_error_code(url, code))?;
+        // If the host refuses the request (e.g. denied), writing fails and
+        // the future below says why.
+        if let Ok(mut stream) = body.write() {
+            let written = write_all(&mut stream, request.body());
+            drop(stream);
+            if written {
+                let _ = OutgoingBody::finish(body, None);
+            }
+        }
+
+        let result = loop {
+            match future.get() {
+                Some(result) => break result,
+                None => future.subscribe().block(),
+            }
+        };
+        let incoming = match result {
+            Ok(Ok(incoming)) => incoming,
+            Ok(Err(code)) => return Err(from_error_code(url, code)),
+            Err(()) => return Err(failed("response already taken".to_owned())),
+        };
+        let status = StatusCode::from_u16(incoming.status())
+            .map_err(|_| failed(format!("invalid status `{}`", incoming.status())))?;
+        let headers = to_header_map(incoming.headers().entries());
+        let body = incoming
+            .consume()
+            .map_err(|()| failed("response body already consumed".to_owned()))?;
+        let bytes = read_body_with_codes(&body).map_err(|e| match e {
+            Some(code) => from_error_code(url, code),
+            None => failed("the response body broke off".to_owned()),
+        })?;
+        drop(IncomingBody::finish(body));
+        drop(incoming);
+        Ok(outbound::Response::from_parts(status, headers, bytes))
+    }
+
+    fn write_all(stream: &mut OutputStream, bytes: &[u8]) -> bool {
+        stream.write_all(bytes).is_ok() && stream.flush().is_ok()
+    }
+
+    fn read_body(body: &IncomingBody) -> Result<Vec<u8>, String> {
+        let mut stream = body
+            .stream()
+            .map_err(|()| "body stream already taken".to_owned())?;
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    /// Read a body to its end; on failure, the `wasi:http` error code if the
+    /// host gave one.
+    fn read_body_with_codes(body: &IncomingBody) -> Result<Vec<u8>, Option<ErrorCode>> {
+        let stream = body.stream().map_err(|()| None)?;
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => return Ok(bytes),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(wasi_http::http_error_code(&e));
+                }
+            }
+        }
+    }
+
+    fn from_error_code(url: &str, code: ErrorCode) -> OutboundError {
+        let url = url.to_owned();
+        match code {
+            ErrorCode::HttpRequestDenied => OutboundError::Denied { url },
+            ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::ConnectionWriteTimeout
+            | ErrorCode::HttpResponseTimeout
+            | ErrorCode::DnsTimeout => OutboundError::Timeout { url },
+            ErrorCode::HttpRequestUriInvalid => OutboundError::InvalidUrl {
+                url,
+                reason: "the host refused the URL".to_owned(),
+            },
+            other => OutboundError::Failed {
+                url,
+                reason: format!("{other:?}"),
+            },
+        }
+    }
+
+    fn to_header_map(entries: Vec<(String, Vec<u8>)>) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(entries.len());
+        for (name, value) in entries {
+            // The host only hands over valid headers; skip anything else.
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
+                headers.append(name, value);
+            }
+        }
+        headers
+    }
+
+    fn from_wasi_method(method: wasi_http::Method) -> Result<Method, String> {
+        Ok(match method {
             wasi_http::Method::Get => Method::GET,
             wasi_http::Method::Head => Method::HEAD,
             wasi_http::Method::Post => Method::POST,
@@ -48,60 +268,46 @@ mod component {
             wasi_http::Method::Patch => Method::PATCH,
             wasi_http::Method::Other(other) => Method::from_bytes(other.as_bytes())
                 .map_err(|_| format!("unsupported method `{other}`"))?,
-        };
-        let target = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in incoming.headers().entries() {
-            // The host only hands over valid headers; skip anything else.
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::try_from(name), HeaderValue::try_from(value))
-            {
-                headers.append(name, value);
-            }
-        }
-        let body = read_body(&incoming).map_err(|e| format!("failed to read request body: {e}"))?;
-        Ok(Request::new(method, &target)
-            .with_headers(headers)
-            .with_body(body))
+        })
     }
 
-    fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {
-        let body = incoming
-            .consume()
-            .map_err(|()| "body already consumed".to_owned())?;
-        let mut bytes = Vec::new();
-        {
-            let mut stream = body
-                .stream()
-                .map_err(|()| "body stream already taken".to_owned())?;
-            stream.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    fn to_wasi_method(method: &Method) -> wasi_http::Method {
+        match method.as_str() {
+            "GET" => wasi_http::Method::Get,
+            "HEAD" => wasi_http::Method::Head,
+            "POST" => wasi_http::Method::Post,
+            "PUT" => wasi_http::Method::Put,
+            "DELETE" => wasi_http::Method::Delete,
+            "CONNECT" => wasi_http::Method::Connect,
+            "OPTIONS" => wasi_http::Method::Options,
+            "TRACE" => wasi_http::Method::Trace,
+            "PATCH" => wasi_http::Method::Patch,
+            other => wasi_http::Method::Other(other.to_owned()),
         }
-        drop(wasi_http::IncomingBody::finish(body));
-        Ok(bytes)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::ffi::OsString;
+
+    use crate::outbound::{self, OutboundError};
+    use crate::testing;
+
+    pub(crate) fn env_var(key: &str) -> Option<OsString> {
+        match testing::scoped_env_var(key) {
+            Some(value) => value,
+            None => std::env::var_os(key),
+        }
     }
 
-    fn write_response(out: ResponseOutparam, response: Response) {
-        let (status, headers, body) = response.into_parts();
-        let fields = Fields::new();
-        for (name, value) in &headers {
-            if let Err(e) = fields.append(name.as_str(), value.as_bytes()) {
-                // e.g. a hop-by-hop header the host forbids: drop it, say so in the logs.
-                eprintln!("wasmhost-sdk: dropped response header `{name}`: {e:?}");
-            }
-        }
-        let outgoing = OutgoingResponse::new(fields);
-        // `Response` only holds valid status codes; the host accepts all of them.
-        let _ = outgoing.set_status_code(status.as_u16());
-        let outgoing_body = outgoing.body().expect("a new response has a body");
-        ResponseOutparam::set(out, Ok(outgoing));
+    pub(crate) fn send(request: outbound::Request) -> Result<outbound::Response, OutboundError> {
+        testing::scoped_send(&request)
+    }
 
-        let mut stream = outgoing_body.write().expect("a new body has a stream");
-        // A failed write means the client or the host gave up: nothing to tell.
-        if stream.write_all(&body).is_err() || stream.blocking_flush().is_err() {
-            return;
-        }
-        drop(stream);
-        let _ = OutgoingBody::finish(outgoing_body, None);
+    pub(crate) fn write_log(line: String) {
+        testing::scoped_log(&line);
+        eprintln!("{line}");
     }
 }
 
@@ -119,7 +325,7 @@ macro_rules! __export_handler {
                     request: $crate::__private::IncomingRequest,
                     out: $crate::__private::ResponseOutparam,
                 ) {
-                    $crate::__private::serve(request, out, $handler)
+                    $crate::__private::serve(request, out, &$handler)
                 }
             }
 
@@ -128,12 +334,17 @@ macro_rules! __export_handler {
     };
 }
 
-/// Natively: only check that `$handler` is a `fn(Request) -> Response`.
+/// Natively: only check that `$handler` is a [`Handler`](crate::Handler).
 #[cfg(not(target_arch = "wasm32"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_handler {
     ($handler:path) => {
-        const _: fn($crate::Request) -> $crate::Response = $handler;
+        const _: () = {
+            #[allow(dead_code)]
+            fn wasmhost_check_handler() {
+                $crate::__private::assert_handler(&$handler);
+            }
+        };
     };
 }

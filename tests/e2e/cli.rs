@@ -88,3 +88,68 @@ fn usage_errors_exit_two_and_version_exits_zero() {
     assert_eq!(version.status.code(), Some(0));
     assert!(text(&version).contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// `wasmhost new` for every template: the project builds with
+/// `cargo build --release`, its own tests pass natively, and the host serves
+/// the generated manifest, all with no edits.
+#[test]
+fn new_projects_build_test_and_serve_with_no_edits() {
+    let root = tempfile::tempdir().unwrap();
+    for (template, path, expected) in [
+        ("http", "/svc-http?name=ada", "hello, ada, from svc-http"),
+        ("router", "/svc-router/hello/ada", "hello, ada"),
+        ("json-api", "/svc-json-api/notes/7", "note 7"),
+    ] {
+        let name = format!("svc-{template}");
+        let output = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+            .args(["new", &name, "--template", template])
+            .current_dir(root.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let project = root.path().join(&name);
+        let cargo = |args: &[&str]| {
+            let output = Command::new("cargo")
+                .args(args)
+                .current_dir(&project)
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET")
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "cargo {args:?}: {}", text(&output));
+        };
+        cargo(&["build", "--release"]);
+        cargo(&["test", "--target", "x86_64-unknown-linux-gnu"]);
+        let host = Host::start(StartOptions {
+            manifest: &project.join("wasmhost.toml"),
+            args: Vec::new(),
+            env: Vec::new(),
+        });
+        let resp = host.send(get(path));
+        assert_eq!(resp.status, 200, "{template}: {}", resp.text());
+        assert!(
+            resp.text().contains(expected),
+            "{template}: {}",
+            resp.text()
+        );
+    }
+}
+
+#[test]
+fn new_refuses_a_bad_name_and_an_existing_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+            .args(["new", name])
+            .current_dir(root.path())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run("Bad Name").status.code(), Some(1));
+    assert_eq!(run("fine").status.code(), Some(0));
+    let again = run("fine");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}

@@ -13,6 +13,7 @@ mod reload;
 mod routing;
 mod sandbox;
 mod scrape;
+mod sdk;
 mod shutdown;
 mod streaming;
 

@@ -298,3 +298,24 @@ fn changing_the_listen_address_at_runtime_is_refused_and_the_rest_applies() {
         || host.send(get("/echo")).status == 200,
     );
 }
+
+#[test]
+fn unrelated_files_in_a_watched_folder_trigger_no_reload() {
+    let (app, component) = app_with_component(V1);
+    let host = app.start();
+    let folder = component.parent().unwrap();
+    for i in 0..10 {
+        std::fs::write(folder.join("app.log"), format!("line {i}\n")).unwrap();
+        std::fs::write(folder.join("notes.tmp"), "x").unwrap();
+    }
+    replace_by_rename(&component, &std::fs::read(V2).unwrap());
+    within(&host, Duration::from_secs(1), "the real change", || {
+        version_of(&host.send(get("/svc"))) == "v2"
+    });
+    let reloads = host
+        .events()
+        .iter()
+        .filter(|e| e["message"] == "reload")
+        .count();
+    assert_eq!(reloads, 1, "only the component change reloads");
+}

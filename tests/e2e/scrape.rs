@@ -60,7 +60,10 @@ impl Prometheus {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let url = format!("/api/v1/query?query={}", urlencode(query));
-            if let Ok(resp) = get(&url).send(self.addr.parse().unwrap()) {
+            // Until it is ready, Prometheus answers 503 in plain text.
+            if let Ok(resp) = get(&url).send(self.addr.parse().unwrap())
+                && resp.status == 200
+            {
                 let body = resp.json();
                 if let Some(value) = body["data"]["result"][0]["value"][1].as_str() {
                     return value.parse().ok();

@@ -26,15 +26,14 @@ fn echo(req: Request) -> Response {
             }
         }
     }
-    let body = json!({
+    Response::json(&json!({
         "method": req.method().as_str(),
         "path": req.path(),
         "query": req.query(),
         "headers": headers,
         "body": String::from_utf8_lossy(req.body()),
         "body_len": req.body().len(),
-    });
-    Response::json(body.to_string())
+    }))
 }
 
 wasmhost_sdk::export!(echo);
@@ -42,21 +41,46 @@ wasmhost_sdk::export!(echo);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmhost_sdk::Method;
+    use wasmhost_sdk::testing;
 
     #[test]
     fn echoes_everything() {
-        let req = Request::new(Method::POST, "/e/x?a=1")
+        let req = Request::post("/e/x?a=1")
             .with_header("x-a", "1")
             .with_header("x-a", "2")
             .with_body("hi");
-        let resp = echo(req);
-        let v: Value = serde_json::from_slice(resp.body()).unwrap();
-        assert_eq!(v["method"], "POST");
-        assert_eq!(v["path"], "/e/x");
-        assert_eq!(v["query"], "a=1");
-        assert_eq!(v["headers"]["x-a"], "1, 2");
-        assert_eq!(v["body"], "hi");
+        let resp = testing::call(echo, req);
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        let v: Value = resp.json();
+        assert_eq!(
+            v,
+            json!({
+                "method": "POST",
+                "path": "/e/x",
+                "query": "a=1",
+                "headers": {"x-a": "1, 2"},
+                "body": "hi",
+                "body_len": 2,
+            })
+        );
+    }
+
+    #[test]
+    fn query_is_null_without_a_question_mark() {
+        let v: Value = testing::call(echo, Request::get("/e")).json();
+        assert_eq!(v["query"], Value::Null);
+        assert_eq!(v["body"], "");
+        assert_eq!(v["body_len"], 0);
+        let v: Value = testing::call(echo, Request::get("/e?")).json();
+        assert_eq!(v["query"], "");
+    }
+
+    #[test]
+    fn binary_body_is_lossy_text_with_its_byte_length() {
+        let req = Request::post("/e").with_body(vec![b'a', 0xff]);
+        let v: Value = testing::call(echo, req).json();
+        assert_eq!(v["body"], "a\u{fffd}");
         assert_eq!(v["body_len"], 2);
     }
 }

@@ -1,7 +1,7 @@
 //! The README demo service: `GET` answers `hello from wasmhost`, or the
-//! service's `GREETING` environment variable when the manifest sets one.
+//! service's `GREETING` config (the manifest's `env`) when it sets one.
 
-use wasmhost_sdk::{Method, Request, Response};
+use wasmhost_sdk::{Method, Request, Response, config};
 
 fn hello(req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -9,7 +9,7 @@ fn hello(req: Request) -> Response {
             .with_status(405)
             .with_header("allow", "GET, HEAD");
     }
-    let greeting = std::env::var("GREETING").unwrap_or_else(|_| "hello from wasmhost".to_owned());
+    let greeting = config::get("GREETING").unwrap_or_else(|_| "hello from wasmhost".to_owned());
     Response::text(greeting)
 }
 
@@ -18,18 +18,30 @@ wasmhost_sdk::export!(hello);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmhost_sdk::testing::{self, TestEnv};
 
     #[test]
     fn get_says_hello() {
-        // GREETING may be set in the test's environment: only check the shape.
-        let resp = hello(Request::new(Method::GET, "/hello"));
+        let resp = testing::call(hello, Request::get("/hello"));
         assert_eq!(resp.status(), 200);
-        assert!(!resp.body().is_empty());
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(resp.text(), "hello from wasmhost");
+    }
+
+    #[test]
+    fn greeting_comes_from_config() {
+        let resp = TestEnv::new()
+            .config("GREETING", "hi there")
+            .call(hello, Request::get("/hello"));
+        assert_eq!(resp.text(), "hi there");
     }
 
     #[test]
     fn post_is_refused() {
-        let resp = hello(Request::new(Method::POST, "/hello"));
+        let resp = testing::call(hello, Request::post("/hello"));
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.header("allow"), Some("GET, HEAD"));
     }

@@ -45,7 +45,7 @@ fn sandbox(req: Request) -> Response {
 wasmhost_sdk::export!(sandbox);
 
 fn json_response(status: u16, body: Value) -> Response {
-    Response::json(body.to_string()).with_status(status)
+    Response::json(&body).with_status(status)
 }
 
 fn env() -> Response {

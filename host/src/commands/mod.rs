@@ -2,6 +2,7 @@
 //! it calls.
 
 mod check;
+mod new;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(args),
         Command::Check(args) => check::check(args),
+        Command::New(args) => new::new(args),
     }
 }

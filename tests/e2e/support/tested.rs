@@ -7,3 +7,6 @@ pub(crate) use crate::isolation::a_failing_guest_never_affects_another_services_
 pub(crate) use crate::observability::a_client_request_id_is_kept_and_seen_by_the_guest as echo;
 pub(crate) use crate::routing::prefixes_match_at_segment_boundaries_and_the_longest_wins as hello;
 pub(crate) use crate::sandbox::the_guest_sees_its_declared_env_and_nothing_of_the_hosts as sandbox;
+pub(crate) use crate::sdk::the_outbound_guest_calls_its_allowed_upstream_and_reports_a_denied_one as outbound;
+pub(crate) use crate::sdk::the_raw_bindings_router_answers_exactly_like_the_sdk_router as raw_router;
+pub(crate) use crate::sdk::the_router_demo_serves_its_json_api_with_path_params as router_demo;
