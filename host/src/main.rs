@@ -20,13 +20,16 @@ fn main() -> ExitCode {
             };
         }
     };
-    wasmhost::telemetry::init(cli.log_format());
-    match wasmhost::commands::run(cli) {
+    let logs = wasmhost::telemetry::init(cli.log_format());
+    let code = match wasmhost::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "wasmhost failed");
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
-    }
+    };
+    // Flush the log lines still buffered before exiting.
+    drop(logs);
+    code
 }

@@ -65,15 +65,19 @@ fn timeout_violated_while_the_host_awaits_for_the_guest() {
     assert_host_error(&resp, 504, "timeout");
 }
 
-#[test]
-fn request_body_limit_obeyed() {
-    let host = TestApp::new()
+fn echo_with_a_1_kib_body_limit() -> Host {
+    TestApp::new()
         .service(
             Svc::new("echo", ECHO)
                 .route("/")
                 .set("max_request_body", "\"1KiB\""),
         )
-        .start();
+        .start()
+}
+
+#[test]
+fn request_body_limit_obeyed() {
+    let host = echo_with_a_1_kib_body_limit();
     let resp = host.send(post("/", vec![b'a'; 1024]));
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["body_len"], 1024);
@@ -81,26 +85,14 @@ fn request_body_limit_obeyed() {
 
 #[test]
 fn request_body_limit_violated_with_content_length() {
-    let host = TestApp::new()
-        .service(
-            Svc::new("echo", ECHO)
-                .route("/")
-                .set("max_request_body", "\"1KiB\""),
-        )
-        .start();
+    let host = echo_with_a_1_kib_body_limit();
     let resp = host.send(post("/", vec![b'a'; 1025]));
     assert_host_error(&resp, 413, "body_too_large");
 }
 
 #[test]
 fn request_body_limit_violated_with_a_chunked_body() {
-    let host = TestApp::new()
-        .service(
-            Svc::new("echo", ECHO)
-                .route("/")
-                .set("max_request_body", "\"1KiB\""),
-        )
-        .start();
+    let host = echo_with_a_1_kib_body_limit();
     let resp = host.send(post("/", vec![b'a'; 200_000]).chunked());
     assert_host_error(&resp, 413, "body_too_large");
     let resp = host.send(post("/", vec![b'a'; 1000]).chunked());
