@@ -54,10 +54,12 @@ fn three_spinning_guests_do_not_starve_other_services() {
     }
     latencies.sort();
     let median = latencies[latencies.len() / 2];
-    // Not a benchmark: a generous bound that only fails when requests wait
-    // behind the spinners (seconds) instead of interleaving (milliseconds).
+    // Not a benchmark: a generous bound (the unloaded median is ~1 ms) that
+    // fails when requests wait behind the spinners instead of interleaving
+    // with them: ~60 ms when sockets are polled only every 61 tasks, seconds
+    // when guests never yield.
     assert!(
-        median < Duration::from_millis(250),
+        median < Duration::from_millis(40),
         "median latency {median:?} while guests spin: {latencies:?}"
     );
     for spinner in spinners {
