@@ -114,11 +114,6 @@ impl Reloader {
         Ok((reloader, registry))
     }
 
-    /// The manifest this reloader reads.
-    pub fn manifest_path(&self) -> &Path {
-        &self.manifest_path
-    }
-
     /// What to watch: the manifest, every component, and their folders.
     pub fn watched(&self) -> Watched {
         self.lock().watched.clone()

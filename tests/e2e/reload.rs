@@ -312,6 +312,9 @@ fn unrelated_files_in_a_watched_folder_trigger_no_reload() {
     within(&host, Duration::from_secs(1), "the real change", || {
         version_of(&host.send(get("/svc"))) == "v2"
     });
+    // Log lines are written by their own thread: wait for the event.
+    host.wait_for_log(Duration::from_secs(5), |e| e["message"] == "reload")
+        .expect("the reload event");
     let reloads = host
         .events()
         .iter()
