@@ -19,17 +19,36 @@ use crate::error_kind::ErrorKind;
 /// bytes have arrived, and flags that on `exceeded` so the failure can be
 /// reported as `body_too_large` rather than as the guest's trap.
 pub struct LimitedBody {
-    inner: hyper::body::Incoming,
+    inner: Inner,
     remaining: u64,
     max: u64,
     exceeded: Arc<AtomicBool>,
+}
+
+/// Where the body comes from.
+enum Inner {
+    /// A client's request body.
+    Client(hyper::body::Incoming),
+    /// A body already in memory (benchmarks and tests of the request path).
+    Full(http_body_util::Full<Bytes>),
 }
 
 impl LimitedBody {
     /// Wraps `inner`, allowing `max` bytes.
     pub fn new(inner: hyper::body::Incoming, max: u64, exceeded: Arc<AtomicBool>) -> Self {
         LimitedBody {
-            inner,
+            inner: Inner::Client(inner),
+            remaining: max,
+            max,
+            exceeded,
+        }
+    }
+
+    /// A body of `bytes`, allowing `max` bytes: the request path without a
+    /// client connection.
+    pub fn from_bytes(bytes: Bytes, max: u64, exceeded: Arc<AtomicBool>) -> Self {
+        LimitedBody {
+            inner: Inner::Full(http_body_util::Full::new(bytes)),
             remaining: max,
             max,
             exceeded,
@@ -46,7 +65,12 @@ impl Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let frame = match &mut this.inner {
+            Inner::Client(inner) => ready!(Pin::new(inner).poll_frame(cx)),
+            Inner::Full(inner) => {
+                ready!(Pin::new(inner).poll_frame(cx)).map(|frame| Ok(frame.expect("infallible")))
+            }
+        };
         Poll::Ready(match frame {
             None => None,
             Some(Err(err)) => Some(Err(HttpError::from(err))),
@@ -64,11 +88,17 @@ impl Body for LimitedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Client(inner) => inner.is_end_stream(),
+            Inner::Full(inner) => inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Client(inner) => inner.size_hint(),
+            Inner::Full(inner) => inner.size_hint(),
+        }
     }
 }
 

@@ -31,20 +31,16 @@ pub enum Source {
 pub struct ArtifactCache {
     /// The cache directory (created on first store).
     dir: PathBuf,
-    /// Hex fingerprint of the engine's compiled-code compatibility.
-    fingerprint: String,
     /// Artifact writes still running (joined by [`ArtifactCache::flush`]).
     pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl ArtifactCache {
-    /// A cache in `dir` for code compiled by `engine`.
-    pub fn new(engine: &Engine, dir: PathBuf) -> Self {
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
+    /// A cache in `dir`; artifacts of different engines (configurations,
+    /// wasmtime versions) sit side by side under different names.
+    pub fn new(dir: PathBuf) -> Self {
         ArtifactCache {
             dir,
-            fingerprint: format!("{:016x}", hasher.finish()),
             pending: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -58,7 +54,7 @@ impl ArtifactCache {
         bytes: &[u8],
         sha256: &str,
     ) -> anyhow::Result<(Component, Source)> {
-        let path = self.path(sha256);
+        let path = self.path(engine, sha256);
         if path.is_file() {
             // SAFETY: the file is in the host's own owner-only cache
             // directory and was written (atomically) by this host from
@@ -105,9 +101,12 @@ impl ArtifactCache {
         }
     }
 
-    fn path(&self, sha256: &str) -> PathBuf {
+    /// `<sha256>-<fingerprint of the engine's compiled-code compatibility>.cwasm`
+    fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
         self.dir
-            .join(format!("{sha256}-{}.cwasm", self.fingerprint))
+            .join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
     }
 }
 

@@ -23,6 +23,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Parse, validate and compile every component; print every problem.
     Check(CheckArgs),
+    /// Compile every component into the manifest's `cache_dir` (for
+    /// container images and CI), then exit; like `check` otherwise.
+    Compile(CheckArgs),
     /// Create a guest project that builds and serves with no edits.
     New(NewArgs),
 }
@@ -105,7 +108,7 @@ impl Cli {
     pub fn log_format(&self) -> LogFormat {
         let flag = match &self.command {
             Command::Serve(args) => args.log_format,
-            Command::Check(_) | Command::New(_) => Some(LogFormat::Text),
+            Command::Check(_) | Command::Compile(_) | Command::New(_) => Some(LogFormat::Text),
         };
         flag.unwrap_or_else(|| {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::cache::{ArtifactCache, Source};
+use crate::engine::{Engines, Flavor};
 use crate::state::HostState;
 
 /// Which WASI HTTP world a component exports.
@@ -34,28 +34,43 @@ pub struct Compiled {
     pub world: World,
     /// The pre-instance.
     pub pre: ProxyPre<HostState>,
+    /// The engine it was compiled for; its stores are created there.
+    pub engine: Engine,
 }
 
 impl Compiled {
     /// Compiles `bytes` (read from `path`, named in errors), or loads its
     /// machine code from `artifacts`, resolves its imports and checks that
-    /// it exports a WASI HTTP handler.
+    /// it exports a WASI HTTP handler. WASI 0.2 components go to the 0.2
+    /// engine; a component that does not validate there (it uses
+    /// component-model-async: WASI 0.3) goes to the 0.3 engine.
     pub fn compile(
-        engine: &Engine,
-        linker: &Linker<HostState>,
+        engines: &Engines,
         artifacts: &ArtifactCache,
         bytes: &[u8],
         path: &Path,
     ) -> anyhow::Result<Compiled> {
         let sha256 = sha256_hex(bytes);
-        let (component, source) = artifacts
-            .component(engine, bytes, &sha256)
-            .with_context(|| format!("compiling component `{}`", path.display()))?;
+        let p2 = engines.get(Flavor::P2)?;
+        let (runtime, (component, source)) = match artifacts.component(&p2.engine, bytes, &sha256) {
+            Ok(found) => (p2, found),
+            Err(p2_error) => {
+                let p3 = engines.get(Flavor::P3)?;
+                match artifacts.component(&p3.engine, bytes, &sha256) {
+                    Ok(found) => (p3, found),
+                    Err(_) => {
+                        return Err(p2_error)
+                            .with_context(|| format!("compiling component `{}`", path.display()));
+                    }
+                }
+            }
+        };
         tracing::debug!(path = %path.display(), sha256, ?source, "component ready");
         if source == Source::Compiled {
             tracing::info!(path = %path.display(), sha256, "component compiled");
         }
-        let instance_pre = linker
+        let instance_pre = runtime
+            .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("resolving the imports of `{}`", path.display()))?;
@@ -72,7 +87,12 @@ impl Compiled {
                     ),
                 },
             };
-        Ok(Compiled { sha256, world, pre })
+        Ok(Compiled {
+            sha256,
+            world,
+            pre,
+            engine: runtime.engine.clone(),
+        })
     }
 }
 
@@ -82,8 +102,7 @@ const RETIRED_KEPT: usize = 4;
 
 /// Compiled components by sha256.
 pub struct ComponentCache {
-    engine: Engine,
-    linker: Linker<HostState>,
+    engines: Engines,
     /// Compiled code on disk, shared with earlier runs.
     artifacts: ArtifactCache,
     /// Components some service uses (or is about to).
@@ -105,12 +124,11 @@ pub enum LoadError {
 }
 
 impl ComponentCache {
-    /// An empty cache compiling with `engine` (machine code kept in
-    /// `artifacts`) and linking with `linker`.
-    pub fn new(engine: Engine, linker: Linker<HostState>, artifacts: ArtifactCache) -> Self {
+    /// An empty cache compiling with `engines` (machine code kept in
+    /// `artifacts`).
+    pub fn new(engines: Engines, artifacts: ArtifactCache) -> Self {
         ComponentCache {
-            engine,
-            linker,
+            engines,
             artifacts,
             by_sha: HashMap::new(),
             retired: VecDeque::new(),
@@ -131,8 +149,7 @@ impl ComponentCache {
             return Ok(compiled);
         }
         let compiled = Arc::new(Compiled::compile(
-            &self.engine,
-            &self.linker,
+            &self.engines,
             &self.artifacts,
             &bytes,
             path,

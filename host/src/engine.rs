@@ -1,5 +1,11 @@
-//! The wasmtime engine every service shares, the linker with the whole WASI
-//! 0.2 and 0.3 import set, and the epoch ticker.
+//! The wasmtime engines, their linkers, and the epoch ticker.
+//!
+//! There are two engines. WASI 0.2 components run on one built without the
+//! component-model-async machinery: with it, every host call also creates
+//! and deletes a concurrent task, which cost ~17% of a hello request
+//! (`cargo bench --bench request_path`). WASI 0.3 components need it and run
+//! on the second engine, created only when the first 0.3 component loads.
+//! Both link every WASI interface of their version.
 //!
 //! The sandbox is closed by policy in [`crate::state`], not by leaving imports
 //! out: real components import far more than the `proxy` world (cli,
@@ -27,14 +33,39 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// one instance; the admission limits (`max_concurrency`) sit in front.
 const POOL_INSTANCES: u32 = 1_000;
 
-/// Builds the engine: async, component model (0.2 and 0.3), fuel, epoch
-/// interruption and the pooling allocator with resident-memory reuse.
-pub fn new_engine() -> anyhow::Result<Engine> {
+/// Whether guests are compiled with fuel and epoch checks: always, unless
+/// `WASMHOST_UNMETERED=1` is set, which exists only so the benchmark can
+/// measure what the limits cost (`bench/run.sh`). Unmetered, fuel and the
+/// timeout's epoch interrupt are not enforced: never use it for real
+/// traffic.
+pub fn metered() -> bool {
+    static METERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *METERED.get_or_init(|| std::env::var_os("WASMHOST_UNMETERED").is_none_or(|v| v != "1"))
+}
+
+/// Which kind of component an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// WASI 0.2: no component-model-async.
+    P2,
+    /// WASI 0.3: component-model-async and concurrency support.
+    P3,
+}
+
+/// Builds an engine: async, the component model (with component-model-async
+/// for [`Flavor::P3`]), fuel, epoch interruption and the pooling allocator
+/// with resident-memory reuse.
+pub fn new_engine(flavor: Flavor) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.wasm_component_model_async(true);
-    config.consume_fuel(true);
-    config.epoch_interruption(true);
+    config.wasm_component_model_async(flavor == Flavor::P3);
+    config.concurrency_support(flavor == Flavor::P3);
+    if metered() {
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+    } else {
+        tracing::warn!("WASMHOST_UNMETERED=1: fuel and epoch checks are off (benchmarking only)");
+    }
 
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES);
@@ -62,20 +93,86 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         .context("configuring the wasmtime engine")
 }
 
-/// A linker with every WASI 0.2 and 0.3 interface wasmtime implements,
-/// including `wasi:http`. Imports at any 0.2.x patch version resolve against
-/// these definitions (wasmtime matches semver-compatible versions).
-pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+/// A linker with every WASI interface wasmtime implements, `wasi:http`
+/// included: 0.2 for [`Flavor::P2`], 0.2 and 0.3 for [`Flavor::P3`].
+/// Imports at any 0.2.x patch version resolve against these definitions
+/// (wasmtime matches semver-compatible versions).
+pub fn new_linker(engine: &Engine, flavor: Flavor) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    if flavor == Flavor::P3 {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    }
     Ok(linker)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated thread.
+/// An engine and its linker.
+pub struct Runtime {
+    /// The engine.
+    pub engine: Engine,
+    /// Every WASI interface of the engine's flavor.
+    pub linker: Linker<HostState>,
+}
+
+impl Runtime {
+    fn new(flavor: Flavor) -> anyhow::Result<Runtime> {
+        let engine = new_engine(flavor)?;
+        let linker = new_linker(&engine, flavor)?;
+        Ok(Runtime { engine, linker })
+    }
+}
+
+/// Both engines: the WASI 0.2 one, built at start, and the WASI 0.3 one,
+/// built when first needed. Cheap to clone.
+#[derive(Clone)]
+pub struct Engines(Arc<EnginesInner>);
+
+struct EnginesInner {
+    p2: Runtime,
+    p3: std::sync::OnceLock<Runtime>,
+    /// Serializes building the 0.3 engine.
+    building: std::sync::Mutex<()>,
+}
+
+impl Engines {
+    /// Builds the WASI 0.2 engine and linker.
+    pub fn new() -> anyhow::Result<Engines> {
+        Ok(Engines(Arc::new(EnginesInner {
+            p2: Runtime::new(Flavor::P2)?,
+            p3: std::sync::OnceLock::new(),
+            building: std::sync::Mutex::new(()),
+        })))
+    }
+
+    /// The engine and linker for `flavor`, building the WASI 0.3 one on
+    /// first use.
+    pub fn get(&self, flavor: Flavor) -> anyhow::Result<&Runtime> {
+        if flavor == Flavor::P2 {
+            return Ok(&self.0.p2);
+        }
+        if let Some(runtime) = self.0.p3.get() {
+            return Ok(runtime);
+        }
+        let _building = self.0.building.lock().unwrap_or_else(|e| e.into_inner());
+        if self.0.p3.get().is_none() {
+            let _ = self.0.p3.set(Runtime::new(Flavor::P3)?);
+        }
+        Ok(self.0.p3.get().expect("set above"))
+    }
+
+    /// Advances the epoch of every engine built so far.
+    fn increment_epoch(&self) {
+        self.0.p2.engine.increment_epoch();
+        if let Some(p3) = self.0.p3.get() {
+            p3.engine.increment_epoch();
+        }
+    }
+}
+
+/// Advances the engines' epoch every [`EPOCH_TICK`] on a dedicated thread.
 /// Dropping it stops and joins the thread.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
@@ -83,8 +180,8 @@ pub struct EpochTicker {
 }
 
 impl EpochTicker {
-    /// Starts ticking `engine`.
-    pub fn start(engine: Engine) -> Self {
+    /// Starts ticking `engines`.
+    pub fn start(engines: Engines) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("wasmhost-epoch".into())
@@ -93,7 +190,7 @@ impl EpochTicker {
                 move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
+                        engines.increment_epoch();
                     }
                 }
             })

@@ -7,14 +7,14 @@
 //! task's outcome, so a failure after the head aborts the connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use http::HeaderValue;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::component::Accessor;
-use wasmtime::{AsContextMut, Engine, Store, Trap};
+use wasmtime::{AsContextMut, Store, Trap};
 use wasmtime_wasi_http::handler::{Prepared, Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
@@ -63,7 +63,7 @@ pub struct Call {
 
 /// Runs `request` on `service` and returns the response to send.
 pub async fn invoke(
-    engine: &Engine,
+    slow_lane: &tokio::runtime::Handle,
     service: &Arc<LoadedService>,
     request: http::Request<LimitedBody>,
     call: Call,
@@ -77,15 +77,20 @@ pub async fn invoke(
     let started = call.started;
     let admitted = Instant::now();
 
-    tokio::spawn(run(
-        engine.clone(),
-        service.clone(),
-        request,
-        call,
-        head_tx,
-        outcome_tx,
-        client_gone.clone(),
-    ));
+    let ticks = Arc::new(AtomicU32::new(0));
+    crate::lanes::spawn_guest(
+        slow_lane,
+        ticks.clone(),
+        run(
+            service.clone(),
+            request,
+            call,
+            head_tx,
+            outcome_tx,
+            client_gone.clone(),
+            ticks,
+        ),
+    );
 
     let name = Some(&*service.name);
     let mut outcome_rx = outcome_rx;
@@ -153,13 +158,13 @@ pub async fn invoke(
 /// The guest task: owns the store until the guest is done, then logs the
 /// request and reports its outcome.
 async fn run(
-    engine: Engine,
     service: Arc<LoadedService>,
     request: http::Request<LimitedBody>,
     call: Call,
     head_tx: oneshot::Sender<Head>,
     outcome_tx: oneshot::Sender<Outcome>,
     client_gone: Arc<AtomicBool>,
+    ticks: Arc<AtomicU32>,
 ) {
     let limits = service.limits();
     let deadline = call.started + limits.timeout;
@@ -167,7 +172,7 @@ async fn run(
     let path = request.uri().path().to_owned();
     let head_status = Arc::new(std::sync::Mutex::new(None::<u16>));
 
-    let mut store = match service.new_store(&engine, &call.request_id, deadline) {
+    let mut store = match service.new_store(&call.request_id, deadline, ticks) {
         Ok(store) => store,
         Err(err) => {
             tracing::error!(service = %service.name, request_id = %call.request_id, error = %format!("{err:#}"), "creating the store failed");

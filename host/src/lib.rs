@@ -16,6 +16,7 @@
 //! - [`component`]: compiled components and their in-memory cache by content hash.
 //! - [`service`]: a loaded service: its compiled component, limits, sandbox and admission.
 //! - [`invoke`]: one request: fresh store, instantiate, call, classify the failure.
+//! - [`lanes`]: guests start on their connection's I/O thread; long computations move to a low-priority slow lane.
 //! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
 //! - [`body`]: request-body limit and the response body that aborts on a late guest failure.
 //! - [`metrics`]: every `wasmhost_*` metric, defined once.
@@ -25,7 +26,7 @@
 //! - [`reload`]: building snapshots from the manifest, at start and on reload.
 //! - [`watch`]: watching the manifest's and components' folders.
 //! - [`server`]: the data plane: `Server::serve(listener, shutdown)`.
-//! - [`listen`]: binding listeners and the `listening` startup event.
+//! - [`listen`]: binding listeners (one `SO_REUSEPORT` socket per I/O worker) and the `listening` startup event.
 //! - [`shutdown`]: signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads.
 //! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
 #![deny(missing_docs)]
@@ -40,6 +41,7 @@ pub mod engine;
 pub mod error_kind;
 pub mod guest_log;
 pub mod invoke;
+pub mod lanes;
 pub mod limits;
 pub mod listen;
 pub mod manifest;

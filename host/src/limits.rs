@@ -4,6 +4,8 @@
 //! the built-in defaults below, then `[defaults]`, then the service's own
 //! keys (`Limits::with_overrides`). Nothing else in the host picks a limit.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
@@ -114,14 +116,24 @@ fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
 impl Limits {
     /// Applies these limits to a request's store: the memory limiter, the
     /// fuel, and the epoch callback that yields to other tasks every tick
-    /// and interrupts the guest once `deadline` has passed.
-    pub fn apply(&self, store: &mut Store<HostState>, deadline: Instant) -> anyhow::Result<()> {
+    /// (counting the ticks in `ticks`, see [`crate::lanes`]) and interrupts
+    /// the guest once `deadline` has passed.
+    pub fn apply(
+        &self,
+        store: &mut Store<HostState>,
+        deadline: Instant,
+        ticks: Arc<AtomicU32>,
+    ) -> anyhow::Result<()> {
         store.limiter(|state| &mut state.limiter);
+        if !crate::engine::metered() {
+            return Ok(());
+        }
         store
             .set_fuel(self.fuel.unwrap_or(u64::MAX))
             .map_err(anyhow::Error::from)?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
+            ticks.fetch_add(1, Ordering::Relaxed);
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {

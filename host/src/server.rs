@@ -18,7 +18,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use wasmtime::Engine;
 
 use crate::body::{HostBody, LimitedBody};
 use crate::error_kind::ErrorKind;
@@ -45,8 +44,8 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The data-plane server.
 pub struct Server {
-    /// Shared by every service's compiled code.
-    engine: Engine,
+    /// Where guests that compute for long continue (see [`crate::lanes`]).
+    slow_lane: tokio::runtime::Handle,
     /// The live routes and services.
     registry: Arc<Registry>,
     /// For answers outside any service.
@@ -58,13 +57,13 @@ pub struct Server {
 impl Server {
     /// A server for the services in `registry`.
     pub fn new(
-        engine: Engine,
+        slow_lane: tokio::runtime::Handle,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         shutdown_grace: Duration,
     ) -> Arc<Self> {
         Arc::new(Server {
-            engine,
+            slow_lane,
             registry,
             metrics,
             shutdown_grace,
@@ -211,7 +210,7 @@ impl Server {
             in_flight,
             body_exceeded,
         };
-        invoke(&self.engine, &service, request, call).await
+        invoke(&self.slow_lane, &service, request, call).await
     }
 }
 

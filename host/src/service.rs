@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::ProxyPre;
@@ -107,9 +107,9 @@ impl LoadedService {
     /// applied (see [`Limits::apply`]).
     pub fn new_store(
         &self,
-        engine: &Engine,
         request_id: &Arc<str>,
         deadline: Instant,
+        ticks: Arc<std::sync::atomic::AtomicU32>,
     ) -> anyhow::Result<Store<HostState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.config.env)
@@ -142,8 +142,8 @@ impl LoadedService {
             ),
             limiter: MemoryLimiter::new(self.config.limits.memory),
         };
-        let mut store = Store::new(engine, state);
-        self.config.limits.apply(&mut store, deadline)?;
+        let mut store = Store::new(&self.compiled.engine, state);
+        self.config.limits.apply(&mut store, deadline, ticks)?;
         Ok(store)
     }
 }

@@ -16,6 +16,9 @@ use crate::cli::LogFormat;
 /// Lines buffered for the writer thread before emitters wait.
 const BUFFERED_LINES: usize = 64 * 1024;
 
+/// Bytes the writer thread gathers before writing to stdout.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Installs the global subscriber. Keep the returned guard alive until the
 /// process ends: dropping it flushes what is still buffered.
 pub fn init(format: LogFormat) -> WorkerGuard {
@@ -24,7 +27,13 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .lossy(false)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("wasmhost-log")
-        .finish(std::io::stdout());
+        // The writer thread drains every queued line into this buffer and
+        // flushes once the queue is empty: one `write` per batch of lines,
+        // not per line, under load.
+        .finish(std::io::BufWriter::with_capacity(
+            WRITE_BUFFER_BYTES,
+            std::io::stdout(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

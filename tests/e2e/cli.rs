@@ -153,3 +153,24 @@ fn new_refuses_a_bad_name_and_an_existing_folder() {
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again).contains("already exists"), "{}", text(&again));
 }
+
+#[test]
+fn serve_refuses_a_port_another_host_already_listens_on() {
+    // The data plane binds one SO_REUSEPORT socket per I/O worker; a second
+    // host on the same port must still fail like a plain bind, not quietly
+    // take half of the first host's connections.
+    let first = TestApp::new()
+        .service(Svc::new("hello", HELLO).route("/"))
+        .start();
+    let app = TestApp::new().service(Svc::new("hello", HELLO).route("/"));
+    let manifest = app.write();
+    let addr = first.addr.to_string();
+    let output = wasmhost(&["serve", manifest.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("binding the data listener"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(first.send(get("/")).status, 200);
+}

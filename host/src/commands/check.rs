@@ -1,23 +1,33 @@
-//! `wasmhost check`: parse, validate and compile every component; print
-//! every problem; exit 1 if there is any.
+//! `wasmhost check` and `wasmhost compile`: parse, validate and compile
+//! every component; print every problem; exit 1 if there is any. Both leave
+//! the compiled code in `cache_dir`; `compile` says where.
 
 use crate::cache::ArtifactCache;
 use crate::cli::CheckArgs;
 use crate::component::ComponentCache;
-use crate::engine::{new_engine, new_linker};
+use crate::engine::Engines;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 
-/// Checks the manifest and its components without serving.
-pub fn check(args: CheckArgs) -> anyhow::Result<()> {
+/// Checks the manifest and its components without serving; `compile`
+/// reports the filled cache instead of "ok".
+pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
     let problems = match Manifest::load(&args.manifest) {
         Err(problems) => problems,
         Ok(manifest) => {
-            let engine = new_engine()?;
-            let artifacts = ArtifactCache::new(&engine, manifest.host.cache_dir.clone());
-            let cache = ComponentCache::new(engine.clone(), new_linker(&engine)?, artifacts);
+            let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
+            let cache = ComponentCache::new(Engines::new()?, artifacts);
             match Reloader::start(&manifest, cache, Metrics::new()) {
+                Ok(_) if compile => {
+                    println!(
+                        "{}: {} service(s) compiled into `{}`",
+                        args.manifest.display(),
+                        manifest.services.len(),
+                        manifest.host.cache_dir.display()
+                    );
+                    return Ok(());
+                }
                 Ok(_) => {
                     println!(
                         "{}: ok, {} service(s)",

@@ -11,7 +11,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(args),
-        Command::Check(args) => check::check(args),
+        Command::Check(args) => check::check(args, false),
+        Command::Compile(args) => check::check(args, true),
         Command::New(args) => new::new(args),
     }
 }

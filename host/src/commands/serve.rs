@@ -8,49 +8,57 @@ use crate::admin::{self, AdminState};
 use crate::cache::ArtifactCache;
 use crate::cli::ServeArgs;
 use crate::component::ComponentCache;
-use crate::engine::{EpochTicker, new_engine, new_linker};
+use crate::engine::{Engines, EpochTicker};
 use crate::listen::{self, Plane};
 use crate::manifest::{Manifest, Problems};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::reload::Reloader;
 use crate::server::Server;
-use crate::{shutdown, watch};
+use crate::{lanes, shutdown, watch};
 
 /// Task polls between two checks for socket readiness (see `serve`).
 const EVENT_INTERVAL: u32 = 4;
 
 /// Runs the host until SIGTERM or SIGINT; every configuration problem is
 /// reported before any port is bound.
+///
+/// Threads: one I/O worker per core, each a current-thread runtime with its
+/// own `SO_REUSEPORT` listener, so a connection, its requests and their
+/// guests stay on one thread; a low-priority slow lane for guests that
+/// compute for long (see [`crate::lanes`]); and the control runtime on the
+/// main thread (admin plane, signals, reloads).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.manifest).map_err(reported)?;
     let listen = args.listen.unwrap_or(manifest.host.listen);
     let admin_addr = args.admin.or(manifest.host.admin);
     let admin_token = admin_addr.map(admin::token_for).transpose()?.flatten();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let workers = worker_count()?;
+    lanes::lower_compiler_threads();
+    let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("wasmhost-worker")
-        // Guests that compute yield every epoch tick (1 ms) but stay
-        // runnable, so a worker's run queue is never empty; tokio then polls
-        // sockets only every `event_interval` task polls (61 by default),
-        // i.e. every ~60 ms behind CPU-bound guests. Polling every few
-        // tasks keeps other requests' latency in milliseconds.
-        .event_interval(EVENT_INTERVAL)
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let engine = new_engine()?;
+    let slow_lane = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(workers)
+        .thread_name("wasmhost-slow")
+        .on_thread_start(lanes::lower_this_thread)
+        .event_interval(EVENT_INTERVAL)
+        .build()
+        .context("starting the slow lane")?;
+    let slow_handle = slow_lane.handle().clone();
+    let result = control.block_on(async move {
+        let engines = Engines::new()?;
         let metrics = Metrics::new();
         let readiness = Readiness::new();
         let loading = readiness.loading();
-        let artifacts = ArtifactCache::new(&engine, manifest.host.cache_dir.clone());
-        let cache = ComponentCache::new(engine.clone(), new_linker(&engine)?, artifacts);
+        let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
+        let cache = ComponentCache::new(engines.clone(), artifacts);
         // The reloader compares later manifests with this one as written;
         // command-line overrides apply to binding only.
         let (reloader, registry) =
             Reloader::start(&manifest, cache, metrics.clone()).map_err(reported)?;
-        // Every service is loaded: ready once the listeners are up.
-        drop(loading);
         // Watch before binding: a change made right after the `listening`
         // event must not be missed.
         let _watcher = if manifest.host.watch {
@@ -58,7 +66,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let _ticker = EpochTicker::start(engine.clone());
+        let _ticker = EpochTicker::start(engines);
+        // Handlers first: a signal sent right after `listening` must not
+        // meet the default action.
+        let stop = shutdown::stop_signal().context("installing signal handlers")?;
+        tokio::spawn(
+            shutdown::reload_on_hangup(reloader.clone()).context("installing signal handlers")?,
+        );
 
         if let Some(addr) = admin_addr {
             let listener = listen::bind(Plane::Admin, addr).await?;
@@ -71,20 +85,95 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             });
             tokio::spawn(admin::serve(listener, state));
         }
-        let listener = listen::bind(Plane::Data, listen).await?;
+        let listeners = listen::bind_shared(Plane::Data, listen, workers)?;
 
-        tokio::spawn(shutdown::reload_on_hangup(reloader));
-        let server = Server::new(engine, registry, metrics, manifest.host.shutdown_grace);
-        let stop = async {
-            shutdown::signal().await;
-            // Readiness turns 503 first, so a load balancer stops sending
-            // new work while in-flight requests finish.
-            readiness.drain();
-        };
-        server.serve(listener, stop).await?;
+        let server = Server::new(slow_handle, registry, metrics, manifest.host.shutdown_grace);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let io_workers = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| start_io_worker(i, listener, server.clone(), stop_rx.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Every service is loaded and every worker accepts: ready.
+        drop(loading);
+
+        stop.await;
+        // Readiness turns 503 first, so a load balancer stops sending new
+        // work while in-flight requests finish.
+        readiness.drain();
+        let _ = stop_tx.send(true);
+        // Workers drain on their own threads; wait for them here.
+        let runtimes = tokio::task::spawn_blocking(move || {
+            io_workers
+                .into_iter()
+                .filter_map(|worker| worker.join().ok())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
         tracing::info!("stopped");
-        Ok(())
-    })
+        anyhow::Ok(runtimes)
+    });
+    // Guests moved to the slow lane may hold timers of an I/O worker's
+    // runtime: stop the slow lane before the workers' runtimes go.
+    slow_lane.shutdown_timeout(std::time::Duration::from_millis(100));
+    drop(result?);
+    Ok(())
+}
+
+/// I/O workers: `WASMHOST_WORKERS` when set, else one per available core.
+fn worker_count() -> anyhow::Result<usize> {
+    match std::env::var("WASMHOST_WORKERS") {
+        Ok(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .with_context(|| {
+                format!("WASMHOST_WORKERS must be a number from 1 to 1024, not `{value}`")
+            }),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// Starts I/O worker `index` on its own thread and current-thread runtime;
+/// it serves `listener` until `stop` turns true, drains, and hands its
+/// runtime back (still alive, see the end of [`serve`]).
+fn start_io_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    server: Arc<Server>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<tokio::runtime::Runtime>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Guests that compute yield every epoch tick (1 ms) but stay
+        // runnable until they move to the slow lane; tokio polls sockets
+        // only every `event_interval` task polls (61 by default). Polling
+        // every few tasks keeps other requests' latency low meanwhile.
+        .event_interval(EVENT_INTERVAL)
+        .build()
+        .context("starting an I/O worker's runtime")?;
+    std::thread::Builder::new()
+        .name(format!("wasmhost-io-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        tracing::error!(error = %err, "an I/O worker cannot use its listener");
+                        return;
+                    }
+                };
+                let stop = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(err) = server.serve(listener, stop).await {
+                    tracing::error!(error = format!("{err:#}"), "an I/O worker failed");
+                }
+            });
+            runtime
+        })
+        .context("starting an I/O worker thread")
 }
 
 /// Prints every problem to stderr and turns them into the error that makes

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""The throughput, latency, memory, cold-start and fairness benchmark.
+
+Run it through bench/run.sh, which builds everything it needs first. It
+measures, in one run and on one machine:
+
+  wasmhost            hello, fresh instance per request, default limits on
+  wasmhost-unmetered  the same with limits off (no fuel/epoch code, no limits)
+  wasmtime-tuned      `wasmtime serve` 48 with its pooling allocator tuned
+                      (limits off: its default)
+  native              a native hyper hello (bench/native-hello)
+
+Throughput rounds alternate between the targets (A B C D A B C D ...), every
+target running the whole time, so drift on a shared machine hits each alike.
+Reported: medians of req/s, p50 and p99 latency, peak RSS, and ratios
+against the baselines of this same run. Then cold start (exec to first 200)
+and fairness (hello's latency while three guests spin). Writes the report
+as Markdown to stdout and JSON to --json.
+"""
+import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile
+import threading, time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GUESTS = os.path.join(ROOT, "guests/target/wasm32-wasip2/release")
+
+# `wasmtime serve`'s pooling allocator with everything kept resident and the
+# pagemap-scan reset: its fastest configuration on this kind of machine.
+WASMTIME_TUNED = [
+    "-O", "pooling-allocator=y",
+    "-O", "pooling-memory-keep-resident=1048576",
+    "-O", "pooling-table-keep-resident=65536",
+    "-O", "pooling-async-stack-keep-resident=65536",
+    "-O", "pooling-pagemap-scan=y",
+    "-S", "cli=y",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra):
+    env = dict(os.environ)
+    # RUST_BACKTRACE costs wasmtime memory and throughput (see bench/README).
+    env.pop("RUST_BACKTRACE", None)
+    env.update(extra)
+    return env
+
+
+def wait_http(port, path, deadline_s=30.0):
+    """Polls until GET path answers 200; returns seconds waited."""
+    started = time.perf_counter()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    while time.perf_counter() - started < deadline_s:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(request)
+                head = s.recv(64)
+                if head.startswith(b"HTTP/1.1 200"):
+                    return time.perf_counter() - started
+        except OSError:
+            pass
+    raise RuntimeError(f"no 200 from port {port}{path} within {deadline_s}s")
+
+
+class Target:
+    """One server under test, started once and kept running."""
+
+    def __init__(self, name, argv, port, path, env=None):
+        self.name, self.argv, self.port, self.path = name, argv, port, path
+        self.env = env or clean_env()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_http(self.port, self.path)
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def peak_rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wrk(url, seconds, connections=32, threads=2):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {}
+    for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+        latency[pct] = float(value) * scale
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p50_ms": latency.get("50"),
+        "p99_ms": latency.get("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else None,
+    }
+
+
+def write_manifest(folder, name, services, host_extra=""):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(f'[host]\nlisten = "127.0.0.1:0"\ncache_dir = "{folder}/cache"\nwatch = false\n')
+        f.write(host_extra)
+        for service in services:
+            f.write("\n[[service]]\n")
+            for key, value in service.items():
+                f.write(f"{key} = {json.dumps(value) if isinstance(value, str) else value}\n")
+    return path
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def throughput(targets, rounds, seconds):
+    results = {t.name: [] for t in targets}
+    for round_ in range(rounds):
+        for target in targets:
+            result = wrk(target.url(), seconds)
+            results[target.name].append(result)
+            print(f"  round {round_ + 1} {target.name:20} {result['rps']:>10.0f} req/s "
+                  f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
+                  file=sys.stderr)
+    summary = {}
+    for target in targets:
+        runs = results[target.name]
+        summary[target.name] = {
+            "rps": median(r["rps"] for r in runs),
+            "p50_ms": median(r["p50_ms"] for r in runs),
+            "p99_ms": median(r["p99_ms"] for r in runs),
+            "peak_rss_mib": target.peak_rss_mib(),
+            "non2xx": sum(r["non2xx"] for r in runs),
+            "runs": runs,
+        }
+    return summary
+
+
+def cold_starts(commands, repeats):
+    """commands: name -> (argv, port, path). Alternating; median seconds."""
+    times = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, (argv, port, path) in commands.items():
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_http(port, path, deadline_s=30)
+                times[name].append(time.perf_counter() - started)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return {name: {"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
+                   "runs_ms": [x * 1e3 for x in t]} for name, t in times.items()}
+
+
+def fairness(wasmhost, folder, seconds):
+    """Hello's latency alone, then while three guests spin on every core."""
+    port = free_port()
+    manifest = write_manifest(folder, "fairness.toml", [
+        {"name": "hello", "component": f"{GUESTS}/hello.wasm", "route": "/hello"},
+        {"name": "spin", "component": f"{GUESTS}/misbehave.wasm", "route": "/spin",
+         "fuel": "unlimited", "timeout": "10m"},
+    ])
+    host = Target("wasmhost", [wasmhost, "serve", manifest, "--listen", f"127.0.0.1:{port}"],
+                  port, "/hello")
+    host.start()
+    try:
+        alone = wrk(host.url(), seconds, connections=1, threads=1)
+        alone_full = wrk(host.url(), seconds)
+        spinners = []
+        for _ in range(3):
+            def spin():
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/spin/spin", timeout=600).read()
+                except Exception:  # noqa: BLE001 - ended by the host's stop
+                    pass
+            thread = threading.Thread(target=spin, daemon=True)
+            thread.start()
+            spinners.append(thread)
+        time.sleep(0.5)
+        loaded = wrk(host.url(), seconds, connections=1, threads=1)
+        loaded_full = wrk(host.url(), seconds)
+    finally:
+        host.stop()
+    return {
+        "p50_alone_ms": alone["p50_ms"], "p50_spinning_ms": loaded["p50_ms"],
+        "p99_alone_ms": alone["p99_ms"], "p99_spinning_ms": loaded["p99_ms"],
+        "rps_alone": alone_full["rps"], "rps_spinning": loaded_full["rps"],
+        "p50_ratio": loaded["p50_ms"] / alone["p50_ms"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--wasmhost", required=True)
+    parser.add_argument("--wasmtime", required=True)
+    parser.add_argument("--native", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--cold-repeats", type=int, default=15)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    folder = tempfile.mkdtemp(prefix="wasmhost-bench-")
+    hello = f"{GUESTS}/hello.wasm"
+    cwasm = os.path.join(folder, "hello.cwasm")
+    subprocess.run([args.wasmtime, "compile", hello, "-o", cwasm], check=True,
+                   env=clean_env())
+
+    on = write_manifest(folder, "limits-on.toml",
+                        [{"name": "hello", "component": hello, "route": "/"}])
+    off = write_manifest(folder, "limits-off.toml",
+                         [{"name": "hello", "component": hello, "route": "/",
+                           "fuel": "unlimited", "timeout": "1h", "memory": "4GiB"}])
+    # Fill the precompiled cache once, so no target compiles while measuring.
+    subprocess.run([args.wasmhost, "compile", on], check=True, env=clean_env(),
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([args.wasmhost, "compile", off], check=True,
+                   env=clean_env(WASMHOST_UNMETERED="1"), stdout=subprocess.DEVNULL)
+
+    ports = {name: free_port() for name in ["on", "off", "wt", "native"]}
+    targets = [
+        Target("wasmhost", [args.wasmhost, "serve", on, "--listen",
+                            f"127.0.0.1:{ports['on']}"], ports["on"], "/"),
+        Target("wasmhost-unmetered", [args.wasmhost, "serve", off, "--listen",
+                                      f"127.0.0.1:{ports['off']}"], ports["off"], "/",
+               env=clean_env(WASMHOST_UNMETERED="1")),
+        Target("wasmtime-tuned", [args.wasmtime, "serve", *WASMTIME_TUNED, "--addr",
+                                  f"127.0.0.1:{ports['wt']}", hello], ports["wt"], "/"),
+        Target("native", [args.native, f"127.0.0.1:{ports['native']}"], ports["native"], "/"),
+    ]
+    try:
+        for target in targets:
+            target.start()
+        print(f"throughput: {args.rounds} alternating rounds of wrk -t2 -c32 -d{args.seconds}s",
+              file=sys.stderr)
+        tput = throughput(targets, args.rounds, args.seconds)
+    finally:
+        for target in targets:
+            target.stop()
+
+    print(f"cold start: {args.cold_repeats} alternating starts each", file=sys.stderr)
+    cold_ports = {name: free_port() for name in ["wasmhost", "wasmtime", "native"]}
+    cold = cold_starts({
+        "wasmhost (warm cache)": ([args.wasmhost, "serve", on, "--listen",
+                                   f"127.0.0.1:{cold_ports['wasmhost']}"],
+                                  cold_ports["wasmhost"], "/"),
+        "wasmtime serve (.cwasm)": ([args.wasmtime, "serve", "--allow-precompiled", "-S", "cli=y",
+                                     "--addr", f"127.0.0.1:{cold_ports['wasmtime']}", cwasm],
+                                    cold_ports["wasmtime"], "/"),
+        "native": ([args.native, f"127.0.0.1:{cold_ports['native']}"], cold_ports["native"], "/"),
+    }, args.cold_repeats)
+
+    print("fairness: hello alone, then beside three spinning guests", file=sys.stderr)
+    fair = fairness(args.wasmhost, folder, max(5, args.seconds // 2))
+
+    report = {"throughput": tput, "cold_start": cold, "fairness": fair,
+              "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    print_report(report, args)
+
+
+def print_report(report, args):
+    t = report["throughput"]
+    wh, off, wt, nat = (t[n] for n in ["wasmhost", "wasmhost-unmetered", "wasmtime-tuned", "native"])
+    print(f"## Throughput (wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} alternating rounds)\n")
+    print("| target | req/s | p50 ms | p99 ms | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in t.items():
+        print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+              f"{r['peak_rss_mib']:.1f} |")
+    print()
+    print("| ratio | value | goal |")
+    print("|---|---:|---|")
+    print(f"| wasmhost / wasmtime-tuned req/s | {wh['rps'] / wt['rps']:.2f}x | >= 3x |")
+    print(f"| wasmhost / wasmtime-tuned p99 | {wh['p99_ms'] / wt['p99_ms']:.2f}x | <= 1.0x |")
+    print(f"| wasmhost / native req/s | {wh['rps'] / nat['rps']:.2f}x | >= 0.4x |")
+    print(f"| limits on / off req/s | {wh['rps'] / off['rps']:.3f} | >= 0.95 |")
+    print()
+    print(f"## Cold start, exec to first 200 (median of {args.cold_repeats})\n")
+    print("| target | median ms | min ms |")
+    print("|---|---:|---:|")
+    for name, r in report["cold_start"].items():
+        print(f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f} |")
+    c = report["cold_start"]
+    print(f"\nwasmhost / wasmtime serve (.cwasm): "
+          f"{c['wasmhost (warm cache)']['median_ms'] / c['wasmtime serve (.cwasm)']['median_ms']:.2f}x"
+          " (goal <= 1.0x)\n")
+    f = report["fairness"]
+    print("## Fairness (hello, wrk -t1 -c1, alone vs beside 3 spinning guests)\n")
+    print(f"p50 {f['p50_alone_ms']:.3f} ms alone, {f['p50_spinning_ms']:.3f} ms with spinners: "
+          f"{f['p50_ratio']:.2f}x (goal <= 2x); p99 {f['p99_alone_ms']:.3f} / "
+          f"{f['p99_spinning_ms']:.3f} ms; wrk -c32 req/s {f['rps_alone']:.0f} alone, "
+          f"{f['rps_spinning']:.0f} with spinners")
+
+
+if __name__ == "__main__":
+    main()
