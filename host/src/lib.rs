@@ -16,6 +16,7 @@
 //! - [`component`]: compiled components and their in-memory cache by content hash.
 //! - [`service`]: a loaded service: its compiled component, limits, sandbox and admission.
 //! - [`invoke`]: one request: fresh store, instantiate, call, classify the failure.
+//! - [`reuse`]: WASI 0.3 instances serving several requests, fuel refilled per request.
 //! - [`lanes`]: guests start on their connection's I/O thread; long computations move to a low-priority slow lane.
 //! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
 //! - [`body`]: request-body limit and the response body that aborts on a late guest failure.
@@ -50,6 +51,7 @@ pub mod outbound;
 pub mod readiness;
 pub mod registry;
 pub mod reload;
+pub mod reuse;
 pub mod router;
 pub mod server;
 pub mod service;

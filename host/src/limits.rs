@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
 /// Idle time before a service's compiled code is dropped, by default.
 pub const DEFAULT_IDLE_UNLOAD: Duration = Duration::from_secs(600);
+/// How long a reused WASI 0.3 instance waits for its next request.
+pub const DEFAULT_INSTANCE_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The smallest `memory` accepted: one 64 KiB wasm page.
 pub const MIN_MEMORY: u64 = 64 << 10;
 
@@ -52,6 +54,13 @@ pub struct Limits {
     /// Drop compiled code after this long without traffic.
     #[serde(serialize_with = "serialize_duration")]
     pub idle_unload: Duration,
+    /// Requests one WASI 0.3 instance serves; 1 = fresh per request.
+    pub max_requests_per_instance: u32,
+    /// Requests a reused WASI 0.3 instance handles at once.
+    pub max_concurrent_per_instance: u32,
+    /// How long a reused WASI 0.3 instance waits for its next request.
+    #[serde(serialize_with = "serialize_duration")]
+    pub instance_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -63,6 +72,9 @@ impl Default for Limits {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             idle_unload: DEFAULT_IDLE_UNLOAD,
+            max_requests_per_instance: 1,
+            max_concurrent_per_instance: 1,
+            instance_idle_timeout: DEFAULT_INSTANCE_IDLE_TIMEOUT,
         }
     }
 }
@@ -83,6 +95,12 @@ pub struct LimitOverrides {
     pub max_request_body: Option<u64>,
     /// Idle time before unloading.
     pub idle_unload: Option<Duration>,
+    /// Requests per WASI 0.3 instance.
+    pub max_requests_per_instance: Option<u32>,
+    /// Concurrent requests per reused WASI 0.3 instance.
+    pub max_concurrent_per_instance: Option<u32>,
+    /// Idle time of a reused WASI 0.3 instance.
+    pub instance_idle_timeout: Option<Duration>,
 }
 
 impl Limits {
@@ -95,6 +113,15 @@ impl Limits {
             max_concurrency: overrides.max_concurrency.unwrap_or(self.max_concurrency),
             max_request_body: overrides.max_request_body.unwrap_or(self.max_request_body),
             idle_unload: overrides.idle_unload.unwrap_or(self.idle_unload),
+            max_requests_per_instance: overrides
+                .max_requests_per_instance
+                .unwrap_or(self.max_requests_per_instance),
+            max_concurrent_per_instance: overrides
+                .max_concurrent_per_instance
+                .unwrap_or(self.max_concurrent_per_instance),
+            instance_idle_timeout: overrides
+                .instance_idle_timeout
+                .unwrap_or(self.instance_idle_timeout),
         }
     }
 }

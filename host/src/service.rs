@@ -12,15 +12,16 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
-use wasmtime_wasi_http::handler::ProxyPre;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use crate::component::Compiled;
+use crate::component::{Compiled, World};
 use crate::error_kind::ErrorKind;
 use crate::guest_log::{GuestLog, Stream};
 use crate::limits::Limits;
 use crate::manifest::{OutboundRule, ServiceConfig};
 use crate::metrics::{Metrics, ServiceMetrics};
 use crate::outbound::OutboundPolicy;
+use crate::reuse::Reuse;
 use crate::state::{HostState, MemoryLimiter};
 
 /// A service ready to take requests.
@@ -42,6 +43,8 @@ pub struct LoadedService {
     running: Arc<Semaphore>,
     /// Requests waiting for a running slot; bounded by `max_concurrency` too.
     queued: AtomicUsize,
+    /// Reused WASI 0.3 instances, when the service reuses them.
+    reuse: std::sync::OnceLock<ProxyHandler<Reuse>>,
 }
 
 impl LoadedService {
@@ -65,6 +68,7 @@ impl LoadedService {
             outbound,
             running,
             queued: AtomicUsize::new(0),
+            reuse: std::sync::OnceLock::new(),
         }
     }
 
@@ -76,6 +80,14 @@ impl LoadedService {
     /// The pre-instance to instantiate per request.
     pub fn pre(&self) -> &ProxyPre<HostState> {
         &self.compiled.pre
+    }
+
+    /// The handler of reused instances, when this is a WASI 0.3 service
+    /// with `max_requests_per_instance` above 1 (see [`crate::reuse`]).
+    pub fn reuse_handler(self: &Arc<Self>) -> Option<&ProxyHandler<Reuse>> {
+        let reuses = self.compiled.world == World::Service
+            && self.config.limits.max_requests_per_instance > 1;
+        reuses.then(|| self.reuse.get_or_init(|| Reuse::handler(self)))
     }
 
     /// Takes a running slot, waiting in the short queue if all are busy.

@@ -10,6 +10,7 @@ mod isolation;
 mod limits;
 mod observability;
 mod reload;
+mod reuse;
 mod routing;
 mod sandbox;
 mod scrape;

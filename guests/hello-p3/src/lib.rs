@@ -1,6 +1,9 @@
 //! Minimal WASI 0.3 HTTP service (`wasi:http/service@0.3.0`, exporting
 //! `wasi:http/handler@0.3.0`). Answers 200 `hello from wasip3` and echoes the
-//! request path (with query) in the `x-path` response header.
+//! request path (with query) in the `x-path` response header, and how many
+//! requests this instance has handled, this one included, in
+//! `x-instance-requests` (1 on a fresh instance: the host's reuse tests read
+//! it).
 
 use wasip3::http::types::{ErrorCode, Fields, Request, Response};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
@@ -9,10 +12,14 @@ wasip3::http::service::export!(HelloP3);
 
 const BODY: &[u8] = b"hello from wasip3";
 
+/// Requests this instance has handled.
+static SERVED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 struct HelloP3;
 
 impl wasip3::exports::http::handler::Guest for HelloP3 {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let path = request
             .get_path_with_query()
             .unwrap_or_else(|| "/".to_string());
@@ -27,6 +34,10 @@ impl wasip3::exports::http::handler::Guest for HelloP3 {
                 BODY.len().to_string().into_bytes(),
             ),
             ("x-path".to_string(), path.into_bytes()),
+            (
+                "x-instance-requests".to_string(),
+                served.to_string().into_bytes(),
+            ),
         ])
         .map_err(|e| ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
 

@@ -112,6 +112,18 @@ section! {
         /// Drop compiled code after this long without traffic. Default `"10m"`.
         /// Example: `idle_unload = "1h"`
         idle_unload: HumanDuration,
+        /// Requests one WASI 0.3 instance serves before it is dropped; `1`
+        /// (the default) is a fresh instance per request. WASI 0.2
+        /// components always get a fresh instance.
+        /// Example: `max_requests_per_instance = 100`
+        max_requests_per_instance: MaxConcurrency,
+        /// Requests a reused WASI 0.3 instance handles at once. Default `1`.
+        /// Example: `max_concurrent_per_instance = 8`
+        max_concurrent_per_instance: MaxConcurrency,
+        /// How long a reused WASI 0.3 instance waits for its next request
+        /// before it is dropped. Default `"5s"`.
+        /// Example: `instance_idle_timeout = "30s"`
+        instance_idle_timeout: HumanDuration,
     }
 }
 
@@ -144,6 +156,15 @@ section! {
         max_request_body: ByteSize,
         /// Overrides `[defaults].idle_unload`. Example: `idle_unload = "1m"`
         idle_unload: HumanDuration,
+        /// Overrides `[defaults].max_requests_per_instance`.
+        /// Example: `max_requests_per_instance = 100`
+        max_requests_per_instance: MaxConcurrency,
+        /// Overrides `[defaults].max_concurrent_per_instance`.
+        /// Example: `max_concurrent_per_instance = 8`
+        max_concurrent_per_instance: MaxConcurrency,
+        /// Overrides `[defaults].instance_idle_timeout`.
+        /// Example: `instance_idle_timeout = "30s"`
+        instance_idle_timeout: HumanDuration,
         /// The guest's whole environment. Example: `env = { GREETING = "hi" }`
         env: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
         /// Read-only directories: guest path → host directory (relative to the

@@ -105,6 +105,12 @@ fn defaults_overrides(d: &DefaultsSection) -> LimitOverrides {
         max_concurrency: d.max_concurrency.as_ref().map(|v| v.get_ref().0),
         max_request_body: d.max_request_body.as_ref().map(|v| v.get_ref().0),
         idle_unload: d.idle_unload.as_ref().map(|v| v.get_ref().0),
+        max_requests_per_instance: d.max_requests_per_instance.as_ref().map(|v| v.get_ref().0),
+        max_concurrent_per_instance: d
+            .max_concurrent_per_instance
+            .as_ref()
+            .map(|v| v.get_ref().0),
+        instance_idle_timeout: d.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
     }
 }
 
@@ -116,6 +122,12 @@ fn service_overrides(s: &ServiceSection) -> LimitOverrides {
         max_concurrency: s.max_concurrency.as_ref().map(|v| v.get_ref().0),
         max_request_body: s.max_request_body.as_ref().map(|v| v.get_ref().0),
         idle_unload: s.idle_unload.as_ref().map(|v| v.get_ref().0),
+        max_requests_per_instance: s.max_requests_per_instance.as_ref().map(|v| v.get_ref().0),
+        max_concurrent_per_instance: s
+            .max_concurrent_per_instance
+            .as_ref()
+            .map(|v| v.get_ref().0),
+        instance_idle_timeout: s.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
     }
 }
 
