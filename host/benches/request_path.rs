@@ -39,7 +39,7 @@ fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     .unwrap();
     let manifest = Manifest::load(&manifest_path).expect("the bench manifest is valid");
     let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
-    let cache = ComponentCache::new(Engines::new().unwrap(), artifacts);
+    let cache = ComponentCache::new(Engines::new(64).unwrap(), artifacts);
     let (_reloader, registry) = Reloader::start(&manifest, cache, Metrics::new())
         .unwrap_or_else(|problems| panic!("{problems:?}"));
     registry.load().services[0].clone()

@@ -69,6 +69,7 @@ impl ArtifactCache {
                 ),
             }
         }
+        crate::lanes::lower_compiler_threads();
         let component = Component::from_binary(engine, bytes).map_err(anyhow::Error::from)?;
         // Storing is off the critical path: the caller serves the component
         // while its machine code is written for the next start.

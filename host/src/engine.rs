@@ -29,9 +29,25 @@ use crate::state::HostState;
 /// in the low milliseconds while costing one atomic increment per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Concurrent instances the pooling allocator has room for. A request needs
-/// one instance; the admission limits (`max_concurrency`) sit in front.
-const POOL_INSTANCES: u32 = 1_000;
+/// The most instances one engine's pool has room for.
+pub const MAX_POOL_INSTANCES: u32 = 1_000;
+/// The fewest, and the headroom added to the manifest's needs for services
+/// a reload adds and reused WASI 0.3 instances.
+const POOL_HEADROOM: u32 = 32;
+
+/// Instances the pools make room for, from the manifest at start: every
+/// service's `max_concurrency` (a request holds one instance) plus
+/// headroom, at most [`MAX_POOL_INSTANCES`]. Setting up a slot costs at start
+/// (a guard page per stack is one kernel mapping each), so a small manifest
+/// gets a small pool and starts faster. A pool cannot grow: when a reload
+/// adds services beyond it, requests that find it full get 503
+/// `overloaded`; restart to resize.
+pub fn pool_instances(max_concurrency: impl IntoIterator<Item = u32>) -> u32 {
+    let needed = max_concurrency
+        .into_iter()
+        .fold(POOL_HEADROOM, |sum, n| sum.saturating_add(n));
+    needed.min(MAX_POOL_INSTANCES)
+}
 
 /// Whether guests are compiled with fuel and epoch checks: always, unless
 /// `WASMHOST_UNMETERED=1` is set, which exists only so the benchmark can
@@ -55,7 +71,7 @@ pub enum Flavor {
 /// Builds an engine: async, the component model (with component-model-async
 /// for [`Flavor::P3`]), fuel, epoch interruption and the pooling allocator
 /// with resident-memory reuse.
-pub fn new_engine(flavor: Flavor) -> anyhow::Result<Engine> {
+pub fn new_engine(flavor: Flavor, instances: u32) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(flavor == Flavor::P3);
@@ -68,13 +84,13 @@ pub fn new_engine(flavor: Flavor) -> anyhow::Result<Engine> {
     }
 
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_INSTANCES);
+    pool.total_component_instances(instances);
     // Components from some toolchains (componentize-py, -js) carry several
     // core instances, memories and tables each.
-    pool.total_core_instances(POOL_INSTANCES * 10);
-    pool.total_memories(POOL_INSTANCES * 2);
-    pool.total_tables(POOL_INSTANCES * 4);
-    pool.total_stacks(POOL_INSTANCES);
+    pool.total_core_instances(instances * 10);
+    pool.total_memories(instances * 2);
+    pool.total_tables(instances * 4);
+    pool.total_stacks(instances);
     pool.max_component_instance_size(4 << 20);
     pool.max_core_instance_size(4 << 20);
     pool.max_memories_per_component(16);
@@ -118,8 +134,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    fn new(flavor: Flavor) -> anyhow::Result<Runtime> {
-        let engine = new_engine(flavor)?;
+    fn new(flavor: Flavor, instances: u32) -> anyhow::Result<Runtime> {
+        let engine = new_engine(flavor, instances)?;
         let linker = new_linker(&engine, flavor)?;
         Ok(Runtime { engine, linker })
     }
@@ -131,6 +147,8 @@ impl Runtime {
 pub struct Engines(Arc<EnginesInner>);
 
 struct EnginesInner {
+    /// Pool size of each engine (see [`pool_instances`]).
+    instances: u32,
     p2: Runtime,
     p3: std::sync::OnceLock<Runtime>,
     /// Serializes building the 0.3 engine.
@@ -138,10 +156,12 @@ struct EnginesInner {
 }
 
 impl Engines {
-    /// Builds the WASI 0.2 engine and linker.
-    pub fn new() -> anyhow::Result<Engines> {
+    /// Builds the WASI 0.2 engine and linker; each engine's pool has room
+    /// for `instances` (see [`pool_instances`]).
+    pub fn new(instances: u32) -> anyhow::Result<Engines> {
         Ok(Engines(Arc::new(EnginesInner {
-            p2: Runtime::new(Flavor::P2)?,
+            instances,
+            p2: Runtime::new(Flavor::P2, instances)?,
             p3: std::sync::OnceLock::new(),
             building: std::sync::Mutex::new(()),
         })))
@@ -158,7 +178,7 @@ impl Engines {
         }
         let _building = self.0.building.lock().unwrap_or_else(|e| e.into_inner());
         if self.0.p3.get().is_none() {
-            let _ = self.0.p3.set(Runtime::new(Flavor::P3)?);
+            let _ = self.0.p3.set(Runtime::new(Flavor::P3, self.0.instances)?);
         }
         Ok(self.0.p3.get().expect("set above"))
     }
@@ -208,5 +228,17 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_fits_the_manifest_with_headroom_and_a_cap() {
+        assert_eq!(pool_instances([]), POOL_HEADROOM);
+        assert_eq!(pool_instances([256, 8]), 256 + 8 + POOL_HEADROOM);
+        assert_eq!(pool_instances([u32::MAX, 1]), MAX_POOL_INSTANCES);
     }
 }

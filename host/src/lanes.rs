@@ -95,15 +95,20 @@ pub fn lower_this_thread() {
 
 /// Makes compilation (wasmtime compiles functions in parallel on rayon's
 /// global pool) run at background priority, so compiling a reloaded
-/// component takes CPU from serving only when serving leaves some.
+/// component takes CPU from serving only when serving leaves some. Called
+/// before the first compilation, not at start: a start from a warm cache
+/// never spawns (and spins up) the compiler threads.
 pub fn lower_compiler_threads() {
-    let built = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("wasmhost-compile-{i}"))
-        .start_handler(|_| lower_this_thread())
-        .build_global();
-    if built.is_err() {
-        tracing::debug!("rayon's global pool was already started");
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let built = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("wasmhost-compile-{i}"))
+            .start_handler(|_| lower_this_thread())
+            .build_global();
+        if built.is_err() {
+            tracing::debug!("rayon's global pool was already started");
+        }
+    });
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::LogFormat;
 
 /// Lines buffered for the writer thread before emitters wait.
-const BUFFERED_LINES: usize = 64 * 1024;
+const BUFFERED_LINES: usize = 8 * 1024;
 
 /// Bytes the writer thread gathers before writing to stdout.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;

@@ -5,7 +5,7 @@
 use crate::cache::ArtifactCache;
 use crate::cli::CheckArgs;
 use crate::component::ComponentCache;
-use crate::engine::Engines;
+use crate::engine::{Engines, pool_instances};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -17,7 +17,9 @@ pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
         Err(problems) => problems,
         Ok(manifest) => {
             let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
-            let cache = ComponentCache::new(Engines::new()?, artifacts);
+            let instances =
+                pool_instances(manifest.services.iter().map(|s| s.limits.max_concurrency));
+            let cache = ComponentCache::new(Engines::new(instances)?, artifacts);
             match Reloader::start(&manifest, cache, Metrics::new()) {
                 Ok(_) if compile => {
                     println!(

@@ -8,7 +8,7 @@ use crate::admin::{self, AdminState};
 use crate::cache::ArtifactCache;
 use crate::cli::ServeArgs;
 use crate::component::ComponentCache;
-use crate::engine::{Engines, EpochTicker};
+use crate::engine::{Engines, EpochTicker, pool_instances};
 use crate::listen::{self, Plane};
 use crate::manifest::{Manifest, Problems};
 use crate::metrics::Metrics;
@@ -34,7 +34,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_addr = args.admin.or(manifest.host.admin);
     let admin_token = admin_addr.map(admin::token_for).transpose()?.flatten();
     let workers = worker_count()?;
-    lanes::lower_compiler_threads();
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +48,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the slow lane")?;
     let slow_handle = slow_lane.handle().clone();
     let result = control.block_on(async move {
-        let engines = Engines::new()?;
+        let engines = Engines::new(pool_instances(
+            manifest.services.iter().map(|s| s.limits.max_concurrency),
+        ))?;
         let metrics = Metrics::new();
         let readiness = Readiness::new();
         let loading = readiness.loading();
