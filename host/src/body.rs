@@ -67,9 +67,7 @@ impl Body for LimitedBody {
         let this = &mut *self;
         let frame = match &mut this.inner {
             Inner::Client(inner) => ready!(Pin::new(inner).poll_frame(cx)),
-            Inner::Full(inner) => {
-                ready!(Pin::new(inner).poll_frame(cx)).map(|frame| Ok(frame.expect("infallible")))
-            }
+            Inner::Full(inner) => ready!(Pin::new(inner).poll_frame(cx)).map(|Ok(frame)| Ok(frame)),
         };
         Poll::Ready(match frame {
             None => None,

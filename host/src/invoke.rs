@@ -15,14 +15,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::component::Accessor;
 use wasmtime::{AsContextMut, Store, Trap};
-use wasmtime_wasi_http::handler::{Prepared, Proxy, ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::{Prepared, Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::body::{HostBody, LimitedBody, Outcome};
 use crate::error_kind::ErrorKind;
 use crate::metrics::Finished;
-use crate::reuse::Reuse;
 use crate::service::LoadedService;
 use crate::state::HostState;
 
@@ -70,7 +69,7 @@ pub async fn invoke(
     call: Call,
 ) -> http::Response<HostBody> {
     if let Some(handler) = service.reuse_handler() {
-        return invoke_reused(handler, service, request, call).await;
+        return crate::reuse::invoke(handler, service, request, call).await;
     }
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let (outcome_tx, outcome_rx) = oneshot::channel::<Outcome>();
@@ -117,9 +116,7 @@ pub async fn invoke(
         }
         Ok(Ok(response)) => {
             let (mut parts, inner) = response.into_parts();
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                parts.headers.insert("x-request-id", value);
-            }
+            stamp_request_id(&mut parts.headers, &request_id);
             // Per-request cost in the browser's dev tools: time to the
             // response head in all, and in the guest (from instantiation).
             let timing = format!(
@@ -266,14 +263,14 @@ async fn run(
 }
 
 /// Why a guest did not finish cleanly.
-enum Failure {
+pub(crate) enum Failure {
     /// The guest's own error (trap, fuel, interrupt, ...).
     Guest(wasmtime::Error),
     /// The wall-clock deadline passed while the host was waiting.
     Timeout,
 }
 
-fn classify(failure: &Failure, memory_refused: bool, body_exceeded: bool) -> ErrorKind {
+pub(crate) fn classify(failure: &Failure, memory_refused: bool, body_exceeded: bool) -> ErrorKind {
     let error = match failure {
         Failure::Timeout => return ErrorKind::Timeout,
         Failure::Guest(error) => error,
@@ -359,76 +356,10 @@ async fn call_guest(
     }
 }
 
-/// Runs `request` on a reused WASI 0.3 instance (see [`crate::reuse`]).
-async fn invoke_reused(
-    handler: &ProxyHandler<Reuse>,
-    service: &Arc<LoadedService>,
-    request: http::Request<LimitedBody>,
-    call: Call,
-) -> http::Response<HostBody> {
-    use http_body_util::BodyExt;
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let deadline = call.started + service.limits().timeout;
-    let request = request.map(|body| body.boxed_unsync());
-    let answer = tokio::time::timeout_at(deadline.into(), handler.handle((), request)).await;
-    let name = Some(&*service.name);
-    let (response, error) = match answer {
-        Err(_) => (None, Some(ErrorKind::Timeout)),
-        Ok(Err(err)) if crate::reuse::is_expiration(&err) => (None, Some(ErrorKind::Timeout)),
-        Ok(Err(err)) => {
-            tracing::debug!(service = %service.name, error = %format!("{err:#}"), "reused instance failed");
-            let kind = classify(
-                &Failure::Guest(err),
-                false,
-                call.body_exceeded.load(Ordering::Acquire),
-            );
-            (None, Some(kind))
-        }
-        Ok(Ok(response)) => (Some(response), None),
-    };
-    let response = match (response, error) {
-        (Some(response), _) => {
-            let (mut parts, inner) = response.into_parts();
-            if let Ok(value) = HeaderValue::from_str(&call.request_id) {
-                parts.headers.insert("x-request-id", value);
-            }
-            let (outcome_tx, outcome) = oneshot::channel();
-            let _ = outcome_tx.send(Ok(()));
-            let body = HostBody::Guest {
-                inner,
-                outcome,
-                client_gone: Arc::new(AtomicBool::new(false)),
-                finished: false,
-                remaining: None,
-            };
-            http::Response::from_parts(parts, body)
-        }
-        (None, kind) => kind
-            .unwrap_or(ErrorKind::Trap)
-            .response(name, &call.request_id),
-    };
-    let status = response.status().as_u16();
-    let duration = call.started.elapsed();
-    tracing::info!(
-        target: "wasmhost::request",
-        service = %service.name,
-        request_id = %call.request_id,
-        method = %method,
-        path,
-        status,
-        error = error.map(ErrorKind::as_str),
-        trace_id = call.trace_id.as_deref(),
-        duration_ms = duration.as_secs_f64() * 1e3,
-        reused_instance = true,
-        "request"
-    );
-    service.metrics.finished(Finished {
-        status,
-        seconds: duration.as_secs_f64(),
-        fuel: None,
-        peak_memory: None,
-        error,
-    });
-    response
+/// Sets the response's `x-request-id` to the request's id (whatever the
+/// guest put there).
+pub(crate) fn stamp_request_id(headers: &mut http::HeaderMap, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
 }

@@ -22,7 +22,7 @@
 //! `reused-instance`, and fuel is not reported per request.
 
 use std::pin::Pin;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,6 +35,10 @@ use wasmtime_wasi_http::handler::{
     WorkerState, WorkerStatus,
 };
 
+use crate::body::{HostBody, LimitedBody};
+use crate::error_kind::ErrorKind;
+use crate::invoke::{Call, Failure, classify, stamp_request_id};
+use crate::metrics::Finished;
 use crate::service::LoadedService;
 use crate::state::HostState;
 
@@ -172,7 +176,76 @@ impl WorkerExpiration for Expiry {
     }
 }
 
-/// Whether a reused request's failure was its timeout.
-pub fn is_expiration(error: &wasmtime::Error) -> bool {
-    error.is::<ExpirationError>()
+/// Runs `request` on one of `service`'s reused instances, and logs and
+/// counts it like [`crate::invoke::invoke`] does.
+pub async fn invoke(
+    handler: &ProxyHandler<Reuse>,
+    service: &Arc<LoadedService>,
+    request: http::Request<LimitedBody>,
+    call: Call,
+) -> http::Response<HostBody> {
+    use http_body_util::BodyExt;
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let deadline = call.started + service.limits().timeout;
+    let request = request.map(|body| body.boxed_unsync());
+    let answer = tokio::time::timeout_at(deadline.into(), handler.handle((), request)).await;
+    let (response, error) = match answer {
+        Ok(Ok(response)) => {
+            let (mut parts, inner) = response.into_parts();
+            stamp_request_id(&mut parts.headers, &call.request_id);
+            // The outcome is known: the instance's later failures are its
+            // own, not this response's.
+            let (outcome_tx, outcome) = tokio::sync::oneshot::channel();
+            let _ = outcome_tx.send(Ok(()));
+            let body = HostBody::Guest {
+                inner,
+                outcome,
+                client_gone: Arc::new(AtomicBool::new(false)),
+                finished: false,
+                remaining: None,
+            };
+            (http::Response::from_parts(parts, body), None)
+        }
+        failed => {
+            let kind = match failed {
+                Ok(Err(err)) if !err.is::<ExpirationError>() => {
+                    tracing::debug!(service = %service.name, error = %format!("{err:#}"), "reused instance failed");
+                    classify(
+                        &Failure::Guest(err),
+                        false,
+                        call.body_exceeded.load(Ordering::Acquire),
+                    )
+                }
+                _ => ErrorKind::Timeout,
+            };
+            (
+                kind.response(Some(&service.name), &call.request_id),
+                Some(kind),
+            )
+        }
+    };
+    let status = response.status().as_u16();
+    let duration = call.started.elapsed();
+    tracing::info!(
+        target: "wasmhost::request",
+        service = %service.name,
+        request_id = %call.request_id,
+        method = %method,
+        path,
+        status,
+        error = error.map(ErrorKind::as_str),
+        trace_id = call.trace_id.as_deref(),
+        duration_ms = duration.as_secs_f64() * 1e3,
+        reused_instance = true,
+        "request"
+    );
+    service.metrics.finished(Finished {
+        status,
+        seconds: duration.as_secs_f64(),
+        fuel: None,
+        peak_memory: None,
+        error,
+    });
+    response
 }
