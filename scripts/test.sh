@@ -14,9 +14,11 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
-# Debian packages the tests use: a real Prometheus scrapes the admin plane.
+# Debian packages the tests use: a real Prometheus scrapes the admin plane;
+# systemd's tools start the host by socket activation and verify the units.
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
+{ command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

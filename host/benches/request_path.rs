@@ -17,7 +17,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use wasmhost::body::LimitedBody;
 use wasmhost::cache::ArtifactCache;
-use wasmhost::component::ComponentCache;
+use wasmhost::component::{ComponentCache, Loader};
 use wasmhost::engine::Engines;
 use wasmhost::invoke::{Call, InFlight, invoke};
 use wasmhost::manifest::Manifest;
@@ -39,8 +39,9 @@ fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     .unwrap();
     let manifest = Manifest::load(&manifest_path).expect("the bench manifest is valid");
     let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
-    let cache = ComponentCache::new(Engines::new(64).unwrap(), artifacts);
-    let (_reloader, registry) = Reloader::start(&manifest, cache, Metrics::new())
+    let metrics = Metrics::new();
+    let loader = Loader::new(Engines::new(64).unwrap(), artifacts, metrics.clone());
+    let (_reloader, registry) = Reloader::start(&manifest, ComponentCache::new(loader), metrics)
         .unwrap_or_else(|problems| panic!("{problems:?}"));
     registry.load().services[0].clone()
 }
@@ -63,6 +64,7 @@ async fn one_request(slow: &tokio::runtime::Handle, service: &Arc<LoadedService>
         permit,
         in_flight: InFlight::new(&service.metrics.in_flight),
         body_exceeded: exceeded,
+        code: service.code().await.unwrap(),
     };
     let response = invoke(slow, service, request, call).await;
     assert_eq!(response.status(), 200);

@@ -54,21 +54,10 @@ impl ArtifactCache {
         bytes: &[u8],
         sha256: &str,
     ) -> anyhow::Result<(Component, Source)> {
-        let path = self.path(engine, sha256);
-        if path.is_file() {
-            // SAFETY: the file is in the host's own owner-only cache
-            // directory and was written (atomically) by this host from
-            // `Component::serialize`; wasmtime checks its header and engine
-            // compatibility and refuses anything else.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Source::Cache)),
-                Err(err) => tracing::warn!(
-                    path = %path.display(),
-                    error = %err,
-                    "unusable cache artifact; recompiling"
-                ),
-            }
+        if let Some(component) = self.cached(engine, sha256) {
+            return Ok((component, Source::Cache));
         }
+        let path = self.path(engine, sha256);
         crate::lanes::lower_compiler_threads();
         let component = Component::from_binary(engine, bytes).map_err(anyhow::Error::from)?;
         // Storing is off the critical path: the caller serves the component
@@ -92,6 +81,36 @@ impl ArtifactCache {
             Err(err) => tracing::warn!(error = %err, "cannot serialize a compiled component"),
         }
         Ok((component, Source::Compiled))
+    }
+
+    /// Whether an artifact for `sha256` and `engine` is on disk (usable or
+    /// not: that is found out when it is loaded).
+    pub fn has(&self, engine: &Engine, sha256: &str) -> bool {
+        self.path(engine, sha256).is_file()
+    }
+
+    /// The component with content hash `sha256`, if the cache has a usable
+    /// artifact of it for `engine`. An unusable one is logged and ignored.
+    pub fn cached(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+        let path = self.path(engine, sha256);
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the file is in the host's own owner-only cache directory
+        // and was written (atomically) by this host from
+        // `Component::serialize`; wasmtime checks its header and engine
+        // compatibility and refuses anything else.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(err) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %err,
+                    "unusable cache artifact; recompiling"
+                );
+                None
+            }
+        }
     }
 
     /// Waits for artifact writes still running (before a process exits).

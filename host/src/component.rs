@@ -4,15 +4,17 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
+use wasmtime::component::Component;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::cache::{ArtifactCache, Source};
-use crate::engine::{Engines, Flavor};
+use crate::engine::{Engines, Flavor, Runtime};
+use crate::metrics::Metrics;
 use crate::state::HostState;
 
 /// Which WASI HTTP world a component exports.
@@ -44,19 +46,19 @@ impl Compiled {
     /// it exports a WASI HTTP handler. WASI 0.2 components go to the 0.2
     /// engine; a component that does not validate there (it uses
     /// component-model-async: WASI 0.3) goes to the 0.3 engine.
-    pub fn compile(
+    fn compile(
         engines: &Engines,
         artifacts: &ArtifactCache,
         bytes: &[u8],
+        sha256: &str,
         path: &Path,
-    ) -> anyhow::Result<Compiled> {
-        let sha256 = sha256_hex(bytes);
+    ) -> anyhow::Result<(Compiled, Source)> {
         let p2 = engines.get(Flavor::P2)?;
-        let (runtime, (component, source)) = match artifacts.component(&p2.engine, bytes, &sha256) {
+        let (runtime, (component, source)) = match artifacts.component(&p2.engine, bytes, sha256) {
             Ok(found) => (p2, found),
             Err(p2_error) => {
                 let p3 = engines.get(Flavor::P3)?;
-                match artifacts.component(&p3.engine, bytes, &sha256) {
+                match artifacts.component(&p3.engine, bytes, sha256) {
                     Ok(found) => (p3, found),
                     Err(_) => {
                         return Err(p2_error)
@@ -69,9 +71,20 @@ impl Compiled {
         if source == Source::Compiled {
             tracing::info!(path = %path.display(), sha256, "component compiled");
         }
+        Ok((Self::prepare(runtime, &component, sha256, path)?, source))
+    }
+
+    /// Resolves the imports of `component` (from `path`) and finds its
+    /// handler.
+    fn prepare(
+        runtime: &Runtime,
+        component: &Component,
+        sha256: &str,
+        path: &Path,
+    ) -> anyhow::Result<Compiled> {
         let instance_pre = runtime
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("resolving the imports of `{}`", path.display()))?;
         let (pre, world) =
@@ -88,7 +101,7 @@ impl Compiled {
                 },
             };
         Ok(Compiled {
-            sha256,
+            sha256: sha256.to_owned(),
             world,
             pre,
             engine: runtime.engine.clone(),
@@ -96,17 +109,95 @@ impl Compiled {
     }
 }
 
+/// Makes components ready to run, from the precompiled cache when it has
+/// their machine code, else by compiling. Shared by the reloader and by
+/// services loading again after an idle unload (see
+/// [`crate::service::LoadedService::code`]).
+pub struct Loader {
+    engines: Engines,
+    artifacts: ArtifactCache,
+    metrics: Arc<Metrics>,
+}
+
+impl Loader {
+    /// A loader compiling with `engines`, keeping machine code in
+    /// `artifacts` and counting loads in `metrics`.
+    pub fn new(engines: Engines, artifacts: ArtifactCache, metrics: Arc<Metrics>) -> Arc<Loader> {
+        Arc::new(Loader {
+            engines,
+            artifacts,
+            metrics,
+        })
+    }
+
+    /// `bytes` (read from `path`, with hash `sha256`), compiled or loaded
+    /// from the cache.
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        path: &Path,
+    ) -> anyhow::Result<(Compiled, Source)> {
+        let (compiled, source) =
+            Compiled::compile(&self.engines, &self.artifacts, bytes, sha256, path)?;
+        self.metrics.component_loaded(source == Source::Cache);
+        Ok((compiled, source))
+    }
+
+    /// Whether the cache holds machine code of the component with hash
+    /// `sha256`, so it can leave memory and come back without compiling.
+    pub fn is_cached(&self, sha256: &str) -> bool {
+        let has = |flavor| {
+            self.engines
+                .get(flavor)
+                .is_ok_and(|runtime| self.artifacts.has(&runtime.engine, sha256))
+        };
+        has(Flavor::P2) || has(Flavor::P3)
+    }
+
+    /// The component with hash `sha256` again, after it left memory: from
+    /// the cache; when the cache cannot give it, `path` is read and
+    /// compiled, provided it still has that hash (a changed file is a
+    /// reload's business, not a cold start's).
+    pub fn load_again(&self, sha256: &str, path: &Path) -> anyhow::Result<(Compiled, Source)> {
+        for flavor in [Flavor::P2, Flavor::P3] {
+            let runtime = self.engines.get(flavor)?;
+            if let Some(component) = self.artifacts.cached(&runtime.engine, sha256) {
+                self.metrics.component_loaded(true);
+                return Ok((
+                    Compiled::prepare(runtime, &component, sha256, path)?,
+                    Source::Cache,
+                ));
+            }
+        }
+        let bytes = read_settled(path).map_err(anyhow::Error::from)?;
+        let found = sha256_hex(&bytes);
+        anyhow::ensure!(
+            found == sha256,
+            "`{}` changed since it was loaded (sha256 {found}, loaded {sha256}); \
+             the next reload picks it up",
+            path.display()
+        );
+        self.compile(&bytes, sha256, path)
+    }
+
+    /// Waits for machine code still being written to the on-disk cache.
+    pub fn flush(&self) {
+        self.artifacts.flush();
+    }
+}
+
 /// How many components no longer in use stay compiled, newest first, so a
 /// rollback to a recent version (or a flip between two) is instant.
 const RETIRED_KEPT: usize = 4;
 
-/// Compiled components by sha256.
+/// Compiled components by sha256, so that services with the same bytes
+/// share one copy and a reload compiles only what changed.
 pub struct ComponentCache {
-    engines: Engines,
-    /// Compiled code on disk, shared with earlier runs.
-    artifacts: ArtifactCache,
-    /// Components some service uses (or is about to).
-    by_sha: HashMap<String, Arc<Compiled>>,
+    loader: Arc<Loader>,
+    /// Components some service holds (weak: a service that unloads when
+    /// idle takes its code out of memory).
+    by_sha: HashMap<String, Weak<Compiled>>,
     /// Recently retired components, newest first, at most [`RETIRED_KEPT`].
     retired: VecDeque<Arc<Compiled>>,
 }
@@ -123,44 +214,79 @@ pub enum LoadError {
     Failed(#[from] anyhow::Error),
 }
 
+/// A component file's bytes and their hash.
+pub struct ComponentBytes {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Their hex sha256.
+    pub sha256: String,
+}
+
+impl ComponentBytes {
+    /// Reads the component at `path` (refusing a file being written).
+    pub fn read(path: &Path) -> Result<ComponentBytes, LoadError> {
+        let bytes = read_settled(path)?;
+        let sha256 = sha256_hex(&bytes);
+        Ok(ComponentBytes { bytes, sha256 })
+    }
+}
+
 impl ComponentCache {
-    /// An empty cache compiling with `engines` (machine code kept in
-    /// `artifacts`).
-    pub fn new(engines: Engines, artifacts: ArtifactCache) -> Self {
+    /// An empty cache loading with `loader`.
+    pub fn new(loader: Arc<Loader>) -> Self {
         ComponentCache {
-            engines,
-            artifacts,
+            loader,
             by_sha: HashMap::new(),
             retired: VecDeque::new(),
         }
     }
 
-    /// The compiled component at `path`: from the cache when its bytes were
-    /// seen before, else compiled now.
+    /// The loader, for services to load themselves again.
+    pub fn loader(&self) -> &Arc<Loader> {
+        &self.loader
+    }
+
+    /// The compiled component at `path`: shared when its bytes are in
+    /// memory already, else loaded from the disk cache or compiled.
     pub fn load(&mut self, path: &Path) -> Result<Arc<Compiled>, LoadError> {
-        let bytes = read_settled(path)?;
-        let sha256 = sha256_hex(&bytes);
-        if let Some(compiled) = self.by_sha.get(&sha256) {
-            return Ok(compiled.clone());
-        }
-        if let Some(i) = self.retired.iter().position(|c| c.sha256 == sha256) {
-            let compiled = self.retired.remove(i).expect("the position exists");
-            self.by_sha.insert(sha256, compiled.clone());
+        let read = ComponentBytes::read(path)?;
+        self.get(&read, path)
+    }
+
+    /// `read` (from `path`) compiled: shared when its bytes are in memory
+    /// already, else loaded from the disk cache or compiled.
+    pub fn get(&mut self, read: &ComponentBytes, path: &Path) -> Result<Arc<Compiled>, LoadError> {
+        let sha256 = &read.sha256;
+        if let Some(compiled) = self.by_sha.get(sha256).and_then(Weak::upgrade) {
             return Ok(compiled);
         }
-        let compiled = Arc::new(Compiled::compile(
-            &self.engines,
-            &self.artifacts,
-            &bytes,
-            path,
-        )?);
-        self.by_sha.insert(sha256, compiled.clone());
+        if let Some(i) = self.retired.iter().position(|c| &c.sha256 == sha256) {
+            let compiled = self.retired.remove(i).expect("the position exists");
+            self.by_sha
+                .insert(sha256.clone(), Arc::downgrade(&compiled));
+            return Ok(compiled);
+        }
+        let (compiled, _) = self.loader.compile(&read.bytes, sha256, path)?;
+        let compiled = Arc::new(compiled);
+        self.by_sha
+            .insert(sha256.clone(), Arc::downgrade(&compiled));
         Ok(compiled)
+    }
+
+    /// Makes sure the disk cache has `read`'s machine code (for a service
+    /// that loads on its first request), compiling it if needed; nothing
+    /// stays in memory.
+    pub fn precompile(&mut self, read: &ComponentBytes, path: &Path) -> Result<(), LoadError> {
+        if self.loader.is_cached(&read.sha256) {
+            return Ok(());
+        }
+        self.loader.compile(&read.bytes, &read.sha256, path)?;
+        Ok(())
     }
 
     /// Waits for machine code still being written to the on-disk cache.
     pub fn flush(&self) {
-        self.artifacts.flush();
+        self.loader.flush();
     }
 
     /// Retires every component whose hash is not in `live`: the few most
@@ -173,10 +299,12 @@ impl ComponentCache {
             .cloned()
             .collect();
         for sha in gone {
-            if let Some(compiled) = self.by_sha.remove(&sha) {
+            if let Some(compiled) = self.by_sha.remove(&sha).and_then(|w| w.upgrade()) {
                 self.retired.push_front(compiled);
             }
         }
+        self.by_sha
+            .retain(|_, compiled| compiled.strong_count() > 0);
         self.retired.truncate(RETIRED_KEPT);
     }
 }

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 use crate::body::{HostBody, LimitedBody, Outcome};
 use crate::error_kind::ErrorKind;
 use crate::metrics::Finished;
-use crate::service::LoadedService;
+use crate::service::{Code, LoadedService};
 use crate::state::HostState;
 
 /// The guest's response head, or the error it answered with.
@@ -59,6 +59,8 @@ pub struct Call {
     pub in_flight: InFlight,
     /// Set by the request body when it crossed `max_request_body`.
     pub body_exceeded: Arc<AtomicBool>,
+    /// The service's code, held until the guest's task ends.
+    pub code: Arc<Code>,
 }
 
 /// Runs `request` on `service` and returns the response to send.
@@ -68,7 +70,8 @@ pub async fn invoke(
     request: http::Request<LimitedBody>,
     call: Call,
 ) -> http::Response<HostBody> {
-    if let Some(handler) = service.reuse_handler() {
+    let code = call.code.clone();
+    if let Some(handler) = code.reuse_handler(service) {
         return crate::reuse::invoke(handler, service, request, call).await;
     }
     let (head_tx, head_rx) = oneshot::channel::<Head>();
@@ -173,7 +176,8 @@ async fn run(
     let path = request.uri().path().to_owned();
     let head_status = Arc::new(std::sync::Mutex::new(None::<u16>));
 
-    let mut store = match service.new_store(&call.request_id, deadline, ticks) {
+    let mut store = match service.new_store(&call.code.compiled, &call.request_id, deadline, ticks)
+    {
         Ok(store) => store,
         Err(err) => {
             tracing::error!(service = %service.name, request_id = %call.request_id, error = %format!("{err:#}"), "creating the store failed");
@@ -194,7 +198,7 @@ async fn run(
     };
 
     let result = tokio::select! {
-        result = call_guest(&mut store, service.pre(), request, head_tx) => result.map_err(Failure::Guest),
+        result = call_guest(&mut store, call.code.pre(), request, head_tx) => result.map_err(Failure::Guest),
         _ = tokio::time::sleep_until(deadline.into()) => Err(Failure::Timeout),
     };
 

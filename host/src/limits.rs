@@ -61,6 +61,8 @@ pub struct Limits {
     /// How long a reused WASI 0.3 instance waits for its next request.
     #[serde(serialize_with = "serialize_duration")]
     pub instance_idle_timeout: Duration,
+    /// Load the compiled code on the first request instead of at start.
+    pub lazy_start: bool,
 }
 
 impl Default for Limits {
@@ -75,6 +77,7 @@ impl Default for Limits {
             max_requests_per_instance: 1,
             max_concurrent_per_instance: 1,
             instance_idle_timeout: DEFAULT_INSTANCE_IDLE_TIMEOUT,
+            lazy_start: false,
         }
     }
 }
@@ -101,6 +104,8 @@ pub struct LimitOverrides {
     pub max_concurrent_per_instance: Option<u32>,
     /// Idle time of a reused WASI 0.3 instance.
     pub instance_idle_timeout: Option<Duration>,
+    /// Load on the first request.
+    pub lazy_start: Option<bool>,
 }
 
 impl Limits {
@@ -122,6 +127,7 @@ impl Limits {
             instance_idle_timeout: overrides
                 .instance_idle_timeout
                 .unwrap_or(self.instance_idle_timeout),
+            lazy_start: overrides.lazy_start.unwrap_or(self.lazy_start),
         }
     }
 }

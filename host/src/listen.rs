@@ -82,3 +82,112 @@ fn exclusive_probe(addr: SocketAddr) -> std::io::Result<()> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())
 }
+
+/// Sockets passed by systemd socket activation (`LISTEN_PID`, `LISTEN_FDS`,
+/// `LISTEN_FDNAMES`), already listening.
+#[derive(Debug, Default)]
+pub struct Activated {
+    /// The data-plane socket.
+    pub data: Option<std::net::TcpListener>,
+    /// The admin-plane socket.
+    pub admin: Option<std::net::TcpListener>,
+}
+
+/// The first file descriptor systemd passes.
+const LISTEN_FDS_START: i32 = 3;
+
+/// The sockets systemd passed to this process, if any. A socket named
+/// `data` or `admin` (`FileDescriptorName=`) goes to that plane; the others
+/// (unnamed, or named after their unit) fill the planes in order, data
+/// first. A third socket, two for one plane, or a descriptor that is not a
+/// listening TCP socket is an error.
+pub fn activated() -> anyhow::Result<Activated> {
+    let var = |name: &str| std::env::var(name).ok();
+    let (Some(pid), Some(fds)) = (var("LISTEN_PID"), var("LISTEN_FDS")) else {
+        return Ok(Activated::default());
+    };
+    // Variables meant for another process (inherited through a wrapper).
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        return Ok(Activated::default());
+    }
+    let count: i32 = fds
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (0..=16).contains(n))
+        .with_context(|| format!("LISTEN_FDS must be a number from 0 to 16, not `{fds}`"))?;
+    let names: Vec<String> = var("LISTEN_FDNAMES")
+        .map(|names| names.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut sockets = Vec::new();
+    for i in 0..count {
+        let fd = LISTEN_FDS_START + i;
+        let listener = adopt(fd).with_context(|| format!("socket-activation descriptor {fd}"))?;
+        let name = names.get(i as usize).map_or("", String::as_str);
+        sockets.push((fd, name.to_owned(), listener));
+    }
+    let mut activated = Activated::default();
+    for plane in [Plane::Data, Plane::Admin] {
+        let matching = sockets.iter().filter(|s| s.1 == plane.name()).count();
+        anyhow::ensure!(
+            matching <= 1,
+            "{matching} socket-activation descriptors are named `{}`",
+            plane.name()
+        );
+        if let Some(i) = sockets.iter().position(|s| s.1 == plane.name()) {
+            *activated.slot(plane) = Some(sockets.remove(i).2);
+        }
+    }
+    for (fd, name, listener) in sockets {
+        let plane = if activated.data.is_none() {
+            Plane::Data
+        } else if activated.admin.is_none() {
+            Plane::Admin
+        } else {
+            anyhow::bail!(
+                "socket-activation descriptor {fd} (`{name}`) is one too many: pass a data \
+                 socket and at most an admin socket, named `data` and `admin` \
+                 (FileDescriptorName=)"
+            );
+        };
+        *activated.slot(plane) = Some(listener);
+    }
+    Ok(activated)
+}
+
+impl Activated {
+    fn slot(&mut self, plane: Plane) -> &mut Option<std::net::TcpListener> {
+        match plane {
+            Plane::Data => &mut self.data,
+            Plane::Admin => &mut self.admin,
+        }
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which must be a listening TCP
+/// socket; makes it non-blocking and close-on-exec.
+fn adopt(fd: i32) -> anyhow::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: systemd hands descriptors LISTEN_FDS_START.. to this process
+    // (LISTEN_PID checked by the caller), and nothing else in the process
+    // owns them; each is adopted once.
+    let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+    anyhow::ensure!(
+        socket.r#type()? == socket2::Type::STREAM && socket.is_listener()?,
+        "not a listening stream socket"
+    );
+    socket
+        .local_addr()?
+        .as_socket()
+        .context("not a TCP socket")?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    Ok(socket.into())
+}
+
+/// Logs the `listening` event of a socket passed by socket activation.
+pub fn log_activated(plane: Plane, listener: &std::net::TcpListener) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(plane = plane.name(), addr = %addr, activated = true, "listening");
+    Ok(())
+}

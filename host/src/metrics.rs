@@ -45,6 +45,11 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -69,8 +74,10 @@ pub struct Metrics {
     errors: Family<KindLabels, Counter>,
     in_flight: Family<ServiceLabel, Gauge>,
     cold_starts: Family<ServiceLabel, Counter>,
+    cold_start_duration: HistogramFamily<ServiceLabel>,
     loaded: Family<ServiceLabel, Gauge>,
     reloads: Family<ResultLabel, Counter>,
+    component_loads: Family<SourceLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -154,6 +161,14 @@ impl Metrics {
             "Requests that found their service unloaded and loaded it",
             cold_starts.clone(),
         );
+        let cold_start_duration: HistogramFamily<ServiceLabel> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "wasmhost_cold_start_duration",
+            "Time a cold start took to load a service's compiled code",
+            Unit::Seconds,
+            cold_start_duration.clone(),
+        );
         let loaded = Family::<ServiceLabel, Gauge>::default();
         registry.register(
             "wasmhost_service_loaded",
@@ -170,6 +185,18 @@ impl Metrics {
             // Both results appear (at 0) from the start.
             let _ = reloads.get_or_create(&ResultLabel {
                 result: result.into(),
+            });
+        }
+        let component_loads = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "wasmhost_component_loads",
+            "Components made ready to run, by where their machine code came from \
+             (cache: the precompiled cache; compiled: compiled now)",
+            component_loads.clone(),
+        );
+        for source in ["cache", "compiled"] {
+            let _ = component_loads.get_or_create(&SourceLabel {
+                source: source.into(),
             });
         }
         let build_info = Family::<VersionLabel, Gauge>::default();
@@ -194,8 +221,10 @@ impl Metrics {
             errors,
             in_flight,
             cold_starts,
+            cold_start_duration,
             loaded,
             reloads,
+            component_loads,
         })
     }
 
@@ -230,6 +259,7 @@ impl Metrics {
             limit_exceeded: LIMITS.map(limit),
             in_flight: self.in_flight.get_or_create(&service).clone(),
             cold_starts: self.cold_starts.get_or_create(&service).clone(),
+            cold_start_duration: self.cold_start_duration.get_or_create(&service).clone(),
             loaded: self.loaded.get_or_create(&service).clone(),
             errors: self.errors.clone(),
         }
@@ -250,6 +280,16 @@ impl Metrics {
             .get_or_create(&KindLabels {
                 service: String::new(),
                 kind: kind.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// Counts a component made ready to run: from the precompiled cache
+    /// (`cached`) or compiled now.
+    pub fn component_loaded(&self, cached: bool) {
+        self.component_loads
+            .get_or_create(&SourceLabel {
+                source: if cached { "cache" } else { "compiled" }.into(),
             })
             .inc();
     }
@@ -286,6 +326,8 @@ pub struct ServiceMetrics {
     pub in_flight: Gauge,
     /// Count of cold starts.
     pub cold_starts: Counter,
+    /// How long cold starts took.
+    pub cold_start_duration: Histogram,
     /// 1 while loaded.
     pub loaded: Gauge,
     errors: Family<KindLabels, Counter>,

@@ -3,6 +3,7 @@
 //! snapshot off the request path and swaps it in atomically.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -60,3 +61,30 @@ impl Registry {
         self.current.store(Arc::new(snapshot));
     }
 }
+
+/// Unloads the services of `registry` that have been idle for their
+/// `idle_unload` (see [`LoadedService::unload_if_idle`]), checking a few
+/// times per shortest `idle_unload`, at most every second. Runs until
+/// dropped.
+pub async fn unload_idle(registry: Arc<Registry>) {
+    loop {
+        let snapshot = registry.load();
+        let now = crate::service::uptime_ms();
+        for service in &snapshot.services {
+            service.unload_if_idle(now);
+        }
+        let shortest = snapshot
+            .services
+            .iter()
+            .filter(|s| s.is_loaded())
+            .map(|s| s.limits().idle_unload)
+            .min();
+        drop(snapshot);
+        let period = shortest.map_or(MAX_SWEEP_PERIOD, |idle| idle / 4);
+        tokio::time::sleep(period.clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD)).await;
+    }
+}
+
+/// Bounds of the idle sweep's period.
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
+const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(1);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::component::{ComponentCache, LoadError};
+use crate::component::{ComponentBytes, ComponentCache, LoadError};
 use crate::manifest::{Manifest, Problem, Problems, ServiceConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Snapshot};
@@ -76,21 +76,8 @@ impl Reloader {
         let mut services = Vec::new();
         let mut problems = Vec::new();
         for config in &manifest.services {
-            match cache.load(&config.component) {
-                Ok(compiled) => {
-                    tracing::info!(
-                        service = %config.name,
-                        world = ?compiled.world,
-                        sha256 = %compiled.sha256,
-                        "service loaded"
-                    );
-                    services.push(Arc::new(LoadedService::new(
-                        config.clone(),
-                        compiled,
-                        1,
-                        &metrics,
-                    )));
-                }
+            match start_service(&mut cache, config, &metrics) {
+                Ok(service) => services.push(Arc::new(service)),
                 Err(err) => problems.push(component_problem(manifest, config, &err)),
             }
         }
@@ -188,30 +175,36 @@ impl Reloader {
         let mut services = Vec::new();
         for config in &manifest.services {
             let previous = old.get(config.name.as_str()).copied();
-            match state.cache.load(&config.component) {
-                Ok(compiled) => {
-                    state.errors.remove(&config.name);
-                    match previous {
-                        Some(prev)
-                            if prev.compiled.sha256 == compiled.sha256
-                                && same_settings(&prev.config, config) =>
-                        {
-                            services.push(prev.clone());
-                        }
-                        _ => {
-                            if previous.is_some() {
-                                report.changed.push(config.name.clone());
-                            } else {
-                                report.added.push(config.name.clone());
-                            }
-                            services.push(Arc::new(LoadedService::new(
-                                config.clone(),
-                                compiled,
-                                generation,
-                                &self.metrics,
-                            )));
-                        }
+            let loaded = ComponentBytes::read(&config.component).and_then(|read| {
+                match previous {
+                    // Unchanged: kept as it is, loaded or not.
+                    Some(prev)
+                        if prev.sha256 == read.sha256 && same_settings(&prev.config, config) =>
+                    {
+                        Ok(prev.clone())
                     }
+                    _ => {
+                        let compiled = state.cache.get(&read, &config.component)?;
+                        if previous.is_some() {
+                            report.changed.push(config.name.clone());
+                        } else {
+                            report.added.push(config.name.clone());
+                        }
+                        Ok(Arc::new(LoadedService::new(
+                            config.clone(),
+                            read.sha256,
+                            Some(compiled),
+                            generation,
+                            &self.metrics,
+                            state.cache.loader().clone(),
+                        )))
+                    }
+                }
+            });
+            match loaded {
+                Ok(service) => {
+                    state.errors.remove(&config.name);
+                    services.push(service);
                 }
                 Err(err) => {
                     let unsettled = matches!(err, LoadError::Unsettled(_));
@@ -245,8 +238,7 @@ impl Reloader {
             !(report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty());
         if changed {
             state.generation = generation;
-            let live: HashSet<String> =
-                services.iter().map(|s| s.compiled.sha256.clone()).collect();
+            let live: HashSet<String> = services.iter().map(|s| s.sha256.clone()).collect();
             state.cache.retain(&live);
             self.registry.swap(Snapshot::new(services, generation));
         }
@@ -254,6 +246,37 @@ impl Reloader {
         report.generation = state.generation;
         report
     }
+}
+
+/// A service as the host starts: its code loaded now, or only made sure
+/// to be in the disk cache (`lazy_start`).
+fn start_service(
+    cache: &mut ComponentCache,
+    config: &ServiceConfig,
+    metrics: &Metrics,
+) -> Result<LoadedService, LoadError> {
+    let read = ComponentBytes::read(&config.component)?;
+    let compiled = if config.limits.lazy_start {
+        cache.precompile(&read, &config.component)?;
+        None
+    } else {
+        Some(cache.get(&read, &config.component)?)
+    };
+    tracing::info!(
+        service = %config.name,
+        world = ?compiled.as_ref().map(|c| c.world),
+        sha256 = %read.sha256,
+        loaded = compiled.is_some(),
+        "service ready"
+    );
+    Ok(LoadedService::new(
+        config.clone(),
+        read.sha256,
+        compiled,
+        1,
+        metrics,
+        cache.loader().clone(),
+    ))
 }
 
 /// Two configs differ in anything but where in the manifest they were.

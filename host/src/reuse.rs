@@ -36,6 +36,7 @@ use wasmtime_wasi_http::handler::{
 };
 
 use crate::body::{HostBody, LimitedBody};
+use crate::component::Compiled;
 use crate::error_kind::ErrorKind;
 use crate::invoke::{Call, Failure, classify, stamp_request_id};
 use crate::metrics::Finished;
@@ -47,15 +48,19 @@ pub const REUSED_REQUEST_ID: &str = "reused-instance";
 
 /// A service's reuse policy, as `ProxyHandler` state.
 pub struct Reuse {
-    /// The service (weak: the service owns its handler).
+    /// The service (weak: the service owns its code, which owns the
+    /// handler).
     service: Weak<LoadedService>,
+    /// The code the instances run.
+    compiled: Arc<Compiled>,
 }
 
 impl Reuse {
-    /// A handler running instances of `service`.
-    pub fn handler(service: &Arc<LoadedService>) -> ProxyHandler<Reuse> {
+    /// A handler running instances of `compiled` for `service`.
+    pub fn handler(service: &Arc<LoadedService>, compiled: Arc<Compiled>) -> ProxyHandler<Reuse> {
         ProxyHandler::new(Reuse {
             service: Arc::downgrade(service),
+            compiled,
         })
     }
 }
@@ -76,9 +81,14 @@ impl HandlerState for Reuse {
         // `Worker::on_request_start` instead.
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let mut store = service
-            .new_store(&REUSED_REQUEST_ID.into(), far, Arc::new(AtomicU32::new(0)))
+            .new_store(
+                &self.compiled,
+                &REUSED_REQUEST_ID.into(),
+                far,
+                Arc::new(AtomicU32::new(0)),
+            )
             .map_err(|e| wasmtime::format_err!("{e:#}"))?;
-        let proxy = service.pre().instantiate_async(&mut store).await?;
+        let proxy = self.compiled.pre.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,
             proxy,

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, header};
@@ -24,7 +24,7 @@ use crate::error_kind::ErrorKind;
 use crate::invoke::{Call, InFlight, invoke};
 use crate::metrics::{Finished, Metrics};
 use crate::registry::Registry;
-use crate::service::LoadedService;
+use crate::service::{LoadedService, uptime_ms};
 
 /// A client that has not sent its request headers within this long is
 /// disconnected (slowloris).
@@ -52,6 +52,19 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// How long a graceful stop waits for in-flight requests.
     shutdown_grace: Duration,
+    /// Requests being handled, and when the last one came or went.
+    active: AtomicUsize,
+    last_activity: AtomicU64,
+}
+
+/// Counts a request in [`Server::active`] until its response head is out.
+struct Active<'a>(&'a Server);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.last_activity.store(uptime_ms(), Ordering::Relaxed);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Server {
@@ -67,7 +80,33 @@ impl Server {
             registry,
             metrics,
             shutdown_grace,
+            active: AtomicUsize::new(0),
+            last_activity: AtomicU64::new(uptime_ms()),
         })
+    }
+
+    /// Completes once the data plane has had no request for `idle`: none
+    /// arriving, none waiting for its response head, no guest running (a
+    /// streamed response keeps its guest running).
+    pub async fn idle_for(&self, idle: Duration) {
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let quiet_ms = uptime_ms().saturating_sub(self.last_activity.load(Ordering::Relaxed));
+            let busy = self.active.load(Ordering::Acquire) > 0
+                || self
+                    .registry
+                    .load()
+                    .services
+                    .iter()
+                    .any(|s| s.metrics.in_flight.get() > 0);
+            if busy {
+                self.last_activity.store(uptime_ms(), Ordering::Relaxed);
+            } else if quiet_ms >= idle_ms {
+                return;
+            }
+            let wait = if busy { idle_ms } else { idle_ms - quiet_ms };
+            tokio::time::sleep(Duration::from_millis(wait.clamp(5, 250))).await;
+        }
     }
 
     /// Serves `listener` until `shutdown` completes, then stops accepting and
@@ -130,6 +169,9 @@ impl Server {
     /// One request, from arrival to the response head.
     async fn handle(&self, request: Request<Incoming>) -> Response<HostBody> {
         let started = Instant::now();
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.last_activity.store(uptime_ms(), Ordering::Relaxed);
+        let _active = Active(self);
         let request_id: Arc<str> = request_id(&request).into();
         let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
             match service {
@@ -185,6 +227,10 @@ impl Server {
             Ok(permit) => permit,
             Err(kind) => return reject(kind, Some(&service)),
         };
+        let code = match service.code().await {
+            Ok(code) => code,
+            Err(kind) => return reject(kind, Some(&service)),
+        };
         let max_body = service.limits().max_request_body;
         if content_length(&request).is_some_and(|len| len > max_body) {
             return reject(ErrorKind::BodyTooLarge, Some(&service));
@@ -209,6 +255,7 @@ impl Server {
             permit,
             in_flight,
             body_exceeded,
+            code,
         };
         invoke(&self.slow_lane, &service, request, call).await
     }

@@ -1,12 +1,14 @@
-//! A loaded service: its compiled component and pre-instance, its limits and
-//! sandbox settings, and admission control (`max_concurrency` plus a short
-//! queue). Everything a request needs is prepared here once, at load.
+//! A service: its compiled component and pre-instance (in memory or not:
+//! idle unload and cold starts), its limits and sandbox settings, and
+//! admission control (`max_concurrency` plus a short queue). Everything a
+//! request needs is prepared here once, at load.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -14,7 +16,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use crate::component::{Compiled, World};
+use crate::cache::Source;
+use crate::component::{Compiled, Loader, World};
 use crate::error_kind::ErrorKind;
 use crate::guest_log::{GuestLog, Stream};
 use crate::limits::Limits;
@@ -24,15 +27,17 @@ use crate::outbound::OutboundPolicy;
 use crate::reuse::Reuse;
 use crate::state::{HostState, MemoryLimiter};
 
-/// A service ready to take requests.
+/// A service ready to take requests. Its compiled code comes and goes:
+/// loaded at start (or on the first request, with `lazy_start`), dropped
+/// after `idle_unload` without traffic, and loaded back from the disk cache
+/// by the next request (a cold start).
 pub struct LoadedService {
     /// The service's name from the manifest.
     pub name: Arc<str>,
     /// Its manifest entry, as loaded.
     pub config: ServiceConfig,
-    /// The compiled component (shared with other services using the same
-    /// bytes).
-    pub compiled: Arc<Compiled>,
+    /// Hex sha256 of the component's bytes.
+    pub sha256: String,
     /// The reload generation that last changed this service.
     pub generation: u64,
     /// The service's metric handles.
@@ -43,38 +48,36 @@ pub struct LoadedService {
     running: Arc<Semaphore>,
     /// Requests waiting for a running slot; bounded by `max_concurrency` too.
     queued: AtomicUsize,
-    /// Reused WASI 0.3 instances, when the service reuses them.
-    reuse: std::sync::OnceLock<ProxyHandler<Reuse>>,
+    /// The compiled code while loaded.
+    code: ArcSwapOption<Code>,
+    /// Which world the component exports, once known (it was loaded once).
+    world: OnceLock<World>,
+    /// Held while the code loads: concurrent first requests share one load.
+    loading: Arc<tokio::sync::Mutex<()>>,
+    /// When the last request arrived ([`uptime_ms`]).
+    last_request: AtomicU64,
+    /// Set once an idle unload was refused because the disk cache lacks the
+    /// code (logged once).
+    pinned: AtomicBool,
+    /// Loads the code again after an unload.
+    loader: Arc<Loader>,
 }
 
-impl LoadedService {
-    /// A service running `compiled` with `config`.
-    pub fn new(
-        config: ServiceConfig,
-        compiled: Arc<Compiled>,
-        generation: u64,
-        metrics: &Metrics,
-    ) -> Self {
-        let outbound = config.allowed_outbound_hosts.clone().into();
-        let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
-        let metrics = metrics.service(&config.name);
-        metrics.loaded.set(1);
-        LoadedService {
-            name: config.name.as_str().into(),
-            config,
-            compiled,
-            generation,
-            metrics,
-            outbound,
-            running,
-            queued: AtomicUsize::new(0),
-            reuse: std::sync::OnceLock::new(),
-        }
-    }
+/// A service's compiled code, and what is built on it.
+pub struct Code {
+    /// The compiled component (shared with other services using the same
+    /// bytes).
+    pub compiled: Arc<Compiled>,
+    /// Reused WASI 0.3 instances, when the service reuses them.
+    reuse: OnceLock<ProxyHandler<Reuse>>,
+}
 
-    /// The service's limits.
-    pub fn limits(&self) -> &Limits {
-        &self.config.limits
+impl Code {
+    fn new(compiled: Arc<Compiled>) -> Arc<Code> {
+        Arc::new(Code {
+            compiled,
+            reuse: OnceLock::new(),
+        })
     }
 
     /// The pre-instance to instantiate per request.
@@ -84,10 +87,158 @@ impl LoadedService {
 
     /// The handler of reused instances, when this is a WASI 0.3 service
     /// with `max_requests_per_instance` above 1 (see [`crate::reuse`]).
-    pub fn reuse_handler(self: &Arc<Self>) -> Option<&ProxyHandler<Reuse>> {
+    pub fn reuse_handler(&self, service: &Arc<LoadedService>) -> Option<&ProxyHandler<Reuse>> {
         let reuses = self.compiled.world == World::Service
-            && self.config.limits.max_requests_per_instance > 1;
-        reuses.then(|| self.reuse.get_or_init(|| Reuse::handler(self)))
+            && service.config.limits.max_requests_per_instance > 1;
+        reuses.then(|| {
+            self.reuse
+                .get_or_init(|| Reuse::handler(service, self.compiled.clone()))
+        })
+    }
+}
+
+/// Milliseconds since the process started (a monotonic clock cheap enough
+/// to stamp every request with).
+pub fn uptime_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let elapsed = START.get_or_init(Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl LoadedService {
+    /// A service running the component with hash `sha256` with `config`;
+    /// `compiled` is its code when loaded now (`None`: on first request).
+    pub fn new(
+        config: ServiceConfig,
+        sha256: String,
+        compiled: Option<Arc<Compiled>>,
+        generation: u64,
+        metrics: &Metrics,
+        loader: Arc<Loader>,
+    ) -> Self {
+        let outbound = config.allowed_outbound_hosts.clone().into();
+        let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
+        let metrics = metrics.service(&config.name);
+        metrics.loaded.set(i64::from(compiled.is_some()));
+        let world = OnceLock::new();
+        if let Some(compiled) = &compiled {
+            let _ = world.set(compiled.world);
+        }
+        LoadedService {
+            name: config.name.as_str().into(),
+            config,
+            sha256,
+            generation,
+            metrics,
+            outbound,
+            running,
+            queued: AtomicUsize::new(0),
+            code: ArcSwapOption::new(compiled.map(Code::new)),
+            world,
+            loading: Arc::new(tokio::sync::Mutex::new(())),
+            last_request: AtomicU64::new(uptime_ms()),
+            pinned: AtomicBool::new(false),
+            loader,
+        }
+    }
+
+    /// The service's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// Whether the code is in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.code.load().is_some()
+    }
+
+    /// Which world the component exports, if it was ever loaded.
+    pub fn world(&self) -> Option<World> {
+        self.world.get().copied()
+    }
+
+    /// The code to run a request with, loading it if it is not in memory
+    /// (a cold start: `unavailable` if that fails). Concurrent callers
+    /// share one load; the load finishes even if its callers give up.
+    pub async fn code(self: &Arc<Self>) -> Result<Arc<Code>, ErrorKind> {
+        self.last_request.store(uptime_ms(), Ordering::Relaxed);
+        if let Some(code) = self.code.load_full() {
+            return Ok(code);
+        }
+        let guard = self.loading.clone().lock_owned().await;
+        if let Some(code) = self.code.load_full() {
+            return Ok(code);
+        }
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            service.cold_start()
+        })
+        .await
+        .unwrap_or(Err(ErrorKind::Unavailable))
+    }
+
+    /// Loads the code back (from the disk cache) and counts a cold start.
+    fn cold_start(&self) -> Result<Arc<Code>, ErrorKind> {
+        let started = Instant::now();
+        match self.loader.load_again(&self.sha256, &self.config.component) {
+            Ok((compiled, source)) => {
+                let seconds = started.elapsed().as_secs_f64();
+                let _ = self.world.set(compiled.world);
+                let code = Code::new(Arc::new(compiled));
+                self.code.store(Some(code.clone()));
+                self.metrics.loaded.set(1);
+                self.metrics.cold_starts.inc();
+                self.metrics.cold_start_duration.observe(seconds);
+                tracing::info!(
+                    service = %self.name,
+                    from_cache = source == Source::Cache,
+                    duration_ms = seconds * 1e3,
+                    "cold start"
+                );
+                Ok(code)
+            }
+            Err(err) => {
+                tracing::error!(
+                    service = %self.name,
+                    error = %format!("{err:#}"),
+                    "cold start failed"
+                );
+                Err(ErrorKind::Unavailable)
+            }
+        }
+    }
+
+    /// Drops the code if the service has had no request for `idle_unload`
+    /// and none is running or queued; `true` if it did. Code the disk
+    /// cache cannot give back stays (unloading it would mean compiling on
+    /// the next request).
+    pub fn unload_if_idle(&self, now_ms: u64) -> bool {
+        if self.code.load().is_none() || self.pinned.load(Ordering::Relaxed) {
+            return false;
+        }
+        let idle_ms = now_ms.saturating_sub(self.last_request.load(Ordering::Relaxed));
+        let idle_unload =
+            u64::try_from(self.config.limits.idle_unload.as_millis()).unwrap_or(u64::MAX);
+        let busy = self.running.available_permits() < self.config.limits.max_concurrency as usize
+            || self.queued.load(Ordering::Acquire) > 0;
+        if idle_ms < idle_unload || busy {
+            return false;
+        }
+        if !self.loader.is_cached(&self.sha256) {
+            self.pinned.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                service = %self.name,
+                "not unloading the idle service: its compiled code is not in the cache (is `cache_dir` writable?)"
+            );
+            return false;
+        }
+        if self.code.swap(None).is_none() {
+            return false;
+        }
+        self.metrics.loaded.set(0);
+        tracing::info!(service = %self.name, idle_ms, "service unloaded");
+        true
     }
 
     /// Takes a running slot, waiting in the short queue if all are busy.
@@ -119,6 +270,7 @@ impl LoadedService {
     /// applied (see [`Limits::apply`]).
     pub fn new_store(
         &self,
+        compiled: &Compiled,
         request_id: &Arc<str>,
         deadline: Instant,
         ticks: Arc<std::sync::atomic::AtomicU32>,
@@ -154,7 +306,7 @@ impl LoadedService {
             ),
             limiter: MemoryLimiter::new(self.config.limits.memory),
         };
-        let mut store = Store::new(&self.compiled.engine, state);
+        let mut store = Store::new(&compiled.engine, state);
         self.config.limits.apply(&mut store, deadline, ticks)?;
         Ok(store)
     }

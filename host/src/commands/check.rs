@@ -4,7 +4,7 @@
 
 use crate::cache::ArtifactCache;
 use crate::cli::CheckArgs;
-use crate::component::ComponentCache;
+use crate::component::{ComponentCache, Loader};
 use crate::engine::{Engines, pool_instances};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
@@ -19,8 +19,9 @@ pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
             let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
             let instances =
                 pool_instances(manifest.services.iter().map(|s| s.limits.max_concurrency));
-            let cache = ComponentCache::new(Engines::new(instances)?, artifacts);
-            match Reloader::start(&manifest, cache, Metrics::new()) {
+            let metrics = Metrics::new();
+            let loader = Loader::new(Engines::new(instances)?, artifacts, metrics.clone());
+            match Reloader::start(&manifest, ComponentCache::new(loader), metrics) {
                 Ok(_) if compile => {
                     println!(
                         "{}: {} service(s) compiled into `{}`",

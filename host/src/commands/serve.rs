@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use crate::admin::{self, AdminState};
 use crate::cache::ArtifactCache;
 use crate::cli::ServeArgs;
-use crate::component::ComponentCache;
+use crate::component::{ComponentCache, Loader};
 use crate::engine::{Engines, EpochTicker, pool_instances};
 use crate::listen::{self, Plane};
 use crate::manifest::{Manifest, Problems};
@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::reload::Reloader;
 use crate::server::Server;
-use crate::{lanes, shutdown, watch};
+use crate::{lanes, registry, shutdown, watch};
 
 /// Task polls between two checks for socket readiness (see `serve`).
 const EVENT_INTERVAL: u32 = 4;
@@ -30,8 +30,12 @@ const EVENT_INTERVAL: u32 = 4;
 /// main thread (admin plane, signals, reloads).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.manifest).map_err(reported)?;
+    let activated = listen::activated()?;
     let listen = args.listen.unwrap_or(manifest.host.listen);
-    let admin_addr = args.admin.or(manifest.host.admin);
+    let admin_addr = match &activated.admin {
+        Some(socket) => Some(socket.local_addr()?),
+        None => args.admin.or(manifest.host.admin),
+    };
     let admin_token = admin_addr.map(admin::token_for).transpose()?.flatten();
     let workers = worker_count()?;
     let control = tokio::runtime::Builder::new_current_thread()
@@ -55,7 +59,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let readiness = Readiness::new();
         let loading = readiness.loading();
         let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
-        let cache = ComponentCache::new(engines.clone(), artifacts);
+        let cache = ComponentCache::new(Loader::new(engines.clone(), artifacts, metrics.clone()));
         // The reloader compares later manifests with this one as written;
         // command-line overrides apply to binding only.
         let (reloader, registry) =
@@ -75,8 +79,17 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown::reload_on_hangup(reloader.clone()).context("installing signal handlers")?,
         );
 
-        if let Some(addr) = admin_addr {
-            let listener = listen::bind(Plane::Admin, addr).await?;
+        let admin_listener = match activated.admin {
+            Some(socket) => {
+                listen::log_activated(Plane::Admin, &socket)?;
+                Some(tokio::net::TcpListener::from_std(socket)?)
+            }
+            None => match admin_addr {
+                Some(addr) => Some(listen::bind(Plane::Admin, addr).await?),
+                None => None,
+            },
+        };
+        if let Some(listener) = admin_listener {
             let state = Arc::new(AdminState {
                 registry: registry.clone(),
                 reloader: reloader.clone(),
@@ -86,9 +99,26 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             });
             tokio::spawn(admin::serve(listener, state));
         }
-        let listeners = listen::bind_shared(Plane::Data, listen, workers)?;
+        let listeners = match activated.data {
+            // One socket from systemd: every worker accepts on a copy.
+            Some(socket) => {
+                listen::log_activated(Plane::Data, &socket)?;
+                let mut copies = (1..workers)
+                    .map(|_| socket.try_clone())
+                    .collect::<std::io::Result<Vec<_>>>()?;
+                copies.push(socket);
+                copies
+            }
+            None => listen::bind_shared(Plane::Data, listen, workers)?,
+        };
+        tokio::spawn(registry::unload_idle(registry.clone()));
 
-        let server = Server::new(slow_handle, registry, metrics, manifest.host.shutdown_grace);
+        let server = Server::new(
+            slow_handle,
+            registry.clone(),
+            metrics,
+            manifest.host.shutdown_grace,
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let io_workers = listeners
             .into_iter()
@@ -98,7 +128,19 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Every service is loaded and every worker accepts: ready.
         drop(loading);
 
-        stop.await;
+        let idle_exit = async {
+            match args.idle_exit {
+                Some(idle) => server.idle_for(idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            () = idle_exit => tracing::info!(
+                idle_exit = ?args.idle_exit.unwrap_or_default(),
+                "no requests for the idle-exit time: stopping"
+            ),
+        }
         // Readiness turns 503 first, so a load balancer stops sending new
         // work while in-flight requests finish.
         readiness.drain();

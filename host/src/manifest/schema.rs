@@ -124,6 +124,10 @@ section! {
         /// before it is dropped. Default `"5s"`.
         /// Example: `instance_idle_timeout = "30s"`
         instance_idle_timeout: HumanDuration,
+        /// Load services on their first request instead of at start (the
+        /// cache is still filled at start). Default `false`.
+        /// Example: `lazy_start = true`
+        lazy_start: bool,
     }
 }
 
@@ -165,6 +169,8 @@ section! {
         /// Overrides `[defaults].instance_idle_timeout`.
         /// Example: `instance_idle_timeout = "30s"`
         instance_idle_timeout: HumanDuration,
+        /// Overrides `[defaults].lazy_start`. Example: `lazy_start = true`
+        lazy_start: bool,
         /// The guest's whole environment. Example: `env = { GREETING = "hi" }`
         env: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
         /// Read-only directories: guest path → host directory (relative to the

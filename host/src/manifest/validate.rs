@@ -111,6 +111,7 @@ fn defaults_overrides(d: &DefaultsSection) -> LimitOverrides {
             .as_ref()
             .map(|v| v.get_ref().0),
         instance_idle_timeout: d.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
+        lazy_start: d.lazy_start.as_ref().map(|v| *v.get_ref()),
     }
 }
 
@@ -128,6 +129,7 @@ fn service_overrides(s: &ServiceSection) -> LimitOverrides {
             .as_ref()
             .map(|v| v.get_ref().0),
         instance_idle_timeout: s.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
+        lazy_start: s.lazy_start.as_ref().map(|v| *v.get_ref()),
     }
 }
 

@@ -107,6 +107,12 @@ impl TestApp {
         self
     }
 
+    /// Adds a command-line argument of `wasmhost serve`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
     /// Sets an environment variable of the host process.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
