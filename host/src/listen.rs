@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 /// Which listener.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plane {
     /// Service traffic.
     Data,
@@ -119,40 +119,48 @@ pub fn activated() -> anyhow::Result<Activated> {
     let names: Vec<String> = var("LISTEN_FDNAMES")
         .map(|names| names.split(':').map(str::to_owned).collect())
         .unwrap_or_default();
-    let mut sockets = Vec::new();
-    for i in 0..count {
-        let fd = LISTEN_FDS_START + i;
-        let listener = adopt(fd).with_context(|| format!("socket-activation descriptor {fd}"))?;
-        let name = names.get(i as usize).map_or("", String::as_str);
-        sockets.push((fd, name.to_owned(), listener));
-    }
+    let names: Vec<&str> = (0..count as usize)
+        .map(|i| names.get(i).map_or("", String::as_str))
+        .collect();
     let mut activated = Activated::default();
-    for plane in [Plane::Data, Plane::Admin] {
-        let matching = sockets.iter().filter(|s| s.1 == plane.name()).count();
-        anyhow::ensure!(
-            matching <= 1,
-            "{matching} socket-activation descriptors are named `{}`",
-            plane.name()
-        );
-        if let Some(i) = sockets.iter().position(|s| s.1 == plane.name()) {
-            *activated.slot(plane) = Some(sockets.remove(i).2);
-        }
-    }
-    for (fd, name, listener) in sockets {
-        let plane = if activated.data.is_none() {
-            Plane::Data
-        } else if activated.admin.is_none() {
-            Plane::Admin
-        } else {
-            anyhow::bail!(
-                "socket-activation descriptor {fd} (`{name}`) is one too many: pass a data \
-                 socket and at most an admin socket, named `data` and `admin` \
-                 (FileDescriptorName=)"
-            );
-        };
+    for (i, plane) in planes(&names)?.into_iter().enumerate() {
+        let fd = LISTEN_FDS_START + i as i32;
+        let listener = adopt(fd).with_context(|| format!("socket-activation descriptor {fd}"))?;
         *activated.slot(plane) = Some(listener);
     }
     Ok(activated)
+}
+
+/// The plane of each passed socket, by its name: `data` and `admin` by
+/// name, the others in order (data first, then admin).
+fn planes(names: &[&str]) -> anyhow::Result<Vec<Plane>> {
+    for plane in [Plane::Data, Plane::Admin] {
+        let named = names.iter().filter(|n| **n == plane.name()).count();
+        anyhow::ensure!(
+            named <= 1,
+            "{named} socket-activation descriptors are named `{}`",
+            plane.name()
+        );
+    }
+    let mut free = [Plane::Data, Plane::Admin]
+        .into_iter()
+        .filter(|plane| !names.contains(&plane.name()));
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match *name {
+            "data" => Ok(Plane::Data),
+            "admin" => Ok(Plane::Admin),
+            _ => free.next().with_context(|| {
+                format!(
+                    "socket-activation descriptor {} (`{name}`) is one too many: pass a \
+                     data socket and at most an admin socket, named `data` and `admin` \
+                     (FileDescriptorName=)",
+                    LISTEN_FDS_START + i as i32
+                )
+            }),
+        })
+        .collect()
 }
 
 impl Activated {
@@ -190,4 +198,28 @@ pub fn log_activated(plane: Plane, listener: &std::net::TcpListener) -> anyhow::
     let addr = listener.local_addr()?;
     tracing::info!(plane = plane.name(), addr = %addr, activated = true, "listening");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passed_sockets_go_to_their_named_plane_or_fill_the_planes_in_order() {
+        use Plane::{Admin, Data};
+        let planes = |names: &[&str]| planes(names).map_err(|e| e.to_string());
+        assert_eq!(planes(&[""]), Ok(vec![Data]));
+        assert_eq!(planes(&["wasmhost.socket"]), Ok(vec![Data]));
+        assert_eq!(planes(&["", ""]), Ok(vec![Data, Admin]));
+        assert_eq!(planes(&["admin", "data"]), Ok(vec![Admin, Data]));
+        assert_eq!(planes(&["admin", "x"]), Ok(vec![Admin, Data]));
+        assert_eq!(planes(&["x", "data"]), Ok(vec![Admin, Data]));
+        assert_eq!(planes(&[]), Ok(vec![]));
+        assert!(
+            planes(&["data", "data"])
+                .unwrap_err()
+                .contains("2 socket-activation")
+        );
+        assert!(planes(&["", "", ""]).unwrap_err().contains("descriptor 5"));
+    }
 }

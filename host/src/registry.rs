@@ -70,8 +70,12 @@ pub async fn unload_idle(registry: Arc<Registry>) {
     loop {
         let snapshot = registry.load();
         let now = crate::service::uptime_ms();
+        let mut unloaded = 0;
         for service in &snapshot.services {
-            service.unload_if_idle(now);
+            unloaded += usize::from(service.unload_if_idle(now));
+        }
+        if unloaded > 0 {
+            release_freed_memory();
         }
         let shortest = snapshot
             .services
@@ -88,3 +92,13 @@ pub async fn unload_idle(registry: Arc<Registry>) {
 /// Bounds of the idle sweep's period.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
 const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// Hands memory freed by unloads back to the kernel: glibc's allocator
+/// keeps freed heap pages otherwise, and the RSS would not drop.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
