@@ -15,10 +15,16 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 
 # Debian packages the tests use: a real Prometheus scrapes the admin plane;
-# systemd's tools start the host by socket activation and verify the units.
+# systemd's tools start the host by socket activation and verify the units;
+# HAProxy balances the replica test; podman (with runc) builds and runs the
+# container image, whose static binary needs musl-gcc (for mimalloc's C).
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 { command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || missing+=(systemd)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -28,6 +34,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# kubernetes-validate (PyPI) checks deploy/k8s against Kubernetes' schemas,
+# offline; it lives in its own virtualenv under target/.
+tools=$(realpath -m "${CARGO_TARGET_DIR:-target}/py-tools")
+if ! "$tools/bin/kubernetes-validate" --version >/dev/null 2>&1; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+fi
+export PATH="$tools/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -42,3 +57,8 @@ cargo test --workspace "$@"
   cargo clippy --release -- -D warnings
   cargo test --target x86_64-unknown-linux-gnu -p hello -p echo -p router-demo -p outbound
 )
+
+# The container image: a static binary FROM scratch, built and run with
+# podman (read-only root, non-root, clean stop on `podman stop`).
+image=$(deploy/build-image.sh localhost/wasmhost:test | tail -n 1)
+deploy/test-image.sh "$image"

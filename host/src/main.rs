@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The static (musl) build allocates with mimalloc: musl's own allocator
+/// costs half the throughput (see docs/decisions.md).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match wasmhost::cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -100,3 +100,149 @@ fn the_knative_service_parses_and_has_what_the_host_relies_on() {
     // outlast the default shutdown_grace (10 s).
     assert!(spec["timeoutSeconds"].as_u64().unwrap() > 10);
 }
+
+/// `kubectl kustomize deploy/k8s`, as YAML documents.
+fn kustomized() -> (String, Vec<serde_json::Value>) {
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(deploy_dir().join("k8s"))
+        .output()
+        .expect("running kubectl (the Kubernetes client)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let docs = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("valid YAML"))
+        .collect();
+    (text, docs)
+}
+
+#[test]
+fn the_kubernetes_files_build_with_kustomize_and_validate_against_the_schemas() {
+    let (text, docs) = kustomized();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasmhost.yaml");
+    std::fs::write(&file, &text).unwrap();
+    // Strict: unknown fields are errors too.
+    let output = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .arg(&file)
+        .output()
+        .expect("running kubernetes-validate (PyPI; scripts/test.sh installs it)");
+    let report = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+        assert!(
+            report.contains(&format!("{}/wasmhost", kind.to_lowercase())),
+            "{kind} was not validated: {report}"
+        );
+    }
+}
+
+#[test]
+fn the_deployment_probes_drains_and_runs_locked_down() {
+    let (_, docs) = kustomized();
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    let deployment = find("Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 3);
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], ["serve", "/etc/wasmhost/manifest.toml"]);
+    let admin = args[args.iter().position(|a| *a == "--admin").unwrap() + 1];
+    let admin_port: u16 = admin.rsplit(':').next().unwrap().parse().unwrap();
+    let port_named = |name: &str| {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["containerPort"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(port_named("admin"), u64::from(admin_port));
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WASMHOST_ADMIN_TOKEN"),
+        "the admin plane off loopback needs a token"
+    );
+    // Endpoints drop (preStop) before the drain, and the pod outlives both.
+    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("a preStop sleep");
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let manifest_text = find("ConfigMap")["data"]["manifest.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(manifest_text.contains("shutdown_grace = \"10s\""));
+    assert!(grace > pre_stop + 10, "grace {grace} s");
+    // Locked down.
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    for kind in ["requests", "limits"] {
+        assert!(container["resources"][kind]["memory"].is_string(), "{kind}");
+        assert!(container["resources"][kind]["cpu"].is_string(), "{kind}");
+    }
+    assert_eq!(find("PodDisruptionBudget")["spec"]["minAvailable"], 2);
+    assert_eq!(
+        find("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"],
+        "wasmhost"
+    );
+
+    // The ConfigMap's manifest is one the host accepts (components pointed
+    // at the built guests instead of the image's /srv/wasmhost).
+    let guests = Path::new(wasmhost_test_guests::HELLO).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        manifest_text
+            .replace("/srv/wasmhost/", &format!("{}/", guests.display()))
+            .replace("/var/cache/wasmhost", crate::support::SHARED_CACHE),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

@@ -11,6 +11,7 @@ mod isolation;
 mod limits;
 mod observability;
 mod reload;
+mod replicas;
 mod reuse;
 mod routing;
 mod sandbox;

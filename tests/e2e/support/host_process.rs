@@ -39,20 +39,24 @@ pub struct StartOptions<'a> {
 }
 
 impl Host {
-    /// Starts `wasmhost serve MANIFEST --listen 127.0.0.1:0` and waits for
+    /// Starts `wasmhost serve MANIFEST --listen 127.0.0.1:0` (unless the
+    /// arguments give `--listen`) and waits for
     /// its `listening` event. Panics (with the logs) if it does not come.
     pub fn start(options: StartOptions<'_>) -> Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
         command
             .arg("serve")
             .arg(options.manifest)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--log-format", "json"])
             .args(&options.args)
             .env("WASMHOST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !options.args.iter().any(|arg| arg == "--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         for (key, value) in &options.env {
             command.env(key, value);
         }

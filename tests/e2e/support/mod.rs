@@ -5,7 +5,7 @@ pub mod client;
 pub mod host_process;
 pub mod tested;
 
-pub use app::{Svc, TestApp, toml_str};
+pub use app::{SHARED_CACHE, Svc, TestApp, toml_str};
 pub use client::{Req, Resp, get, post};
 pub use host_process::{Host, StartOptions};
 pub use wasmhost_test_guests::*;
