@@ -181,6 +181,20 @@ def cold_starts(commands, repeats):
                    "runs_ms": [x * 1e3 for x in t]} for name, t in times.items()}
 
 
+def cold_start_targets(args, manifest, cwasm):
+    """The cold-start contenders: wasmhost on `manifest` (its cache warm),
+    `wasmtime serve` on the precompiled `cwasm`, and native."""
+    ports = {name: free_port() for name in ["wasmhost", "wasmtime", "native"]}
+    return {
+        "wasmhost (warm cache)": ([args.wasmhost, "serve", manifest, "--listen",
+                                   f"127.0.0.1:{ports['wasmhost']}"], ports["wasmhost"], "/"),
+        "wasmtime serve (.cwasm)": ([args.wasmtime, "serve", "--allow-precompiled", "-S", "cli=y",
+                                     "--addr", f"127.0.0.1:{ports['wasmtime']}", cwasm],
+                                    ports["wasmtime"], "/"),
+        "native": ([args.native, f"127.0.0.1:{ports['native']}"], ports["native"], "/"),
+    }
+
+
 def fairness(wasmhost, folder, seconds):
     """Hello's latency alone, then while three guests spin on every core."""
     port = free_port()
@@ -268,16 +282,7 @@ def main():
             target.stop()
 
     print(f"cold start: {args.cold_repeats} alternating starts each", file=sys.stderr)
-    cold_ports = {name: free_port() for name in ["wasmhost", "wasmtime", "native"]}
-    cold = cold_starts({
-        "wasmhost (warm cache)": ([args.wasmhost, "serve", on, "--listen",
-                                   f"127.0.0.1:{cold_ports['wasmhost']}"],
-                                  cold_ports["wasmhost"], "/"),
-        "wasmtime serve (.cwasm)": ([args.wasmtime, "serve", "--allow-precompiled", "-S", "cli=y",
-                                     "--addr", f"127.0.0.1:{cold_ports['wasmtime']}", cwasm],
-                                    cold_ports["wasmtime"], "/"),
-        "native": ([args.native, f"127.0.0.1:{cold_ports['native']}"], cold_ports["native"], "/"),
-    }, args.cold_repeats)
+    cold = cold_starts(cold_start_targets(args, on, cwasm), args.cold_repeats)
 
     print("fairness: hello alone, then beside three spinning guests", file=sys.stderr)
     fair = fairness(args.wasmhost, folder, max(5, args.seconds // 2))

@@ -21,7 +21,7 @@ import argparse, json, os, signal, socket, statistics, subprocess, sys, tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import GUESTS, clean_env, cold_starts, free_port, wait_http  # noqa: E402
+from run import GUESTS, clean_env, cold_start_targets, cold_starts, free_port, wait_http  # noqa: E402
 from reload import with_custom_section  # noqa: E402
 
 
@@ -240,15 +240,7 @@ def main():
                    stdout=subprocess.DEVNULL)
 
     print(f"cold start: {args.cold_repeats} alternating starts each", file=sys.stderr)
-    ports = {name: free_port() for name in ["wasmhost", "wasmtime", "native"]}
-    cold = cold_starts({
-        "wasmhost (warm cache)": ([args.wasmhost, "serve", on, "--listen",
-                                   f"127.0.0.1:{ports['wasmhost']}"], ports["wasmhost"], "/"),
-        "wasmtime serve (.cwasm)": ([args.wasmtime, "serve", "--allow-precompiled", "-S", "cli=y",
-                                     "--addr", f"127.0.0.1:{ports['wasmtime']}", cwasm],
-                                    ports["wasmtime"], "/"),
-        "native": ([args.native, f"127.0.0.1:{ports['native']}"], ports["native"], "/"),
-    }, args.cold_repeats)
+    cold = cold_starts(cold_start_targets(args, on, cwasm), args.cold_repeats)
 
     print("first request to an idle-unloaded service", file=sys.stderr)
     idle = idle_unloaded_first_request(args.wasmhost, folder, cache, 30)

@@ -9,6 +9,16 @@ fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
+/// A container's `args`.
+fn container_args(container: &serde_json::Value) -> Vec<&str> {
+    container["args"]
+        .as_array()
+        .expect("the container has args")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn the_systemd_units_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,12 +63,7 @@ fn the_knative_service_parses_and_has_what_the_host_relies_on() {
     let containers = spec["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1);
     let container = &containers[0];
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = container_args(container);
     assert_eq!(&args[..2], ["serve", "/etc/wasmhost/manifest.toml"]);
     let arg_after = |flag: &str| {
         let i = args
@@ -160,12 +165,7 @@ fn the_deployment_probes_drains_and_runs_locked_down() {
     assert_eq!(spec["replicas"], 3);
     let pod = &spec["template"]["spec"];
     let container = &pod["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = container_args(container);
     assert_eq!(&args[..2], ["serve", "/etc/wasmhost/manifest.toml"]);
     let admin = args[args.iter().position(|a| *a == "--admin").unwrap() + 1];
     let admin_port: u16 = admin.rsplit(':').next().unwrap().parse().unwrap();
