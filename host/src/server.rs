@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, header};
@@ -52,9 +52,19 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// How long a graceful stop waits for in-flight requests.
     shutdown_grace: Duration,
-    /// When the last request arrived ([`uptime_ms`]); running requests are
-    /// counted per service (`in_flight`).
+    /// Requests being handled, and when the last one came or went.
+    active: AtomicUsize,
     last_activity: AtomicU64,
+}
+
+/// Counts a request in [`Server::active`] until its response head is out.
+struct Active<'a>(&'a Server);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.last_activity.store(uptime_ms(), Ordering::Relaxed);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Server {
@@ -70,24 +80,25 @@ impl Server {
             registry,
             metrics,
             shutdown_grace,
+            active: AtomicUsize::new(0),
             last_activity: AtomicU64::new(uptime_ms()),
         })
     }
 
     /// Completes once the data plane has had no request for `idle`: none
-    /// arriving and no guest running (a streamed response keeps its guest
-    /// running). A request still in admission when this completes is
-    /// finished by the drain that follows.
+    /// arriving, none waiting for its response head, no guest running (a
+    /// streamed response keeps its guest running).
     pub async fn idle_for(&self, idle: Duration) {
         let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         loop {
             let quiet_ms = uptime_ms().saturating_sub(self.last_activity.load(Ordering::Relaxed));
-            let busy = self
-                .registry
-                .load()
-                .services
-                .iter()
-                .any(|s| s.metrics.in_flight.get() > 0);
+            let busy = self.active.load(Ordering::Acquire) > 0
+                || self
+                    .registry
+                    .load()
+                    .services
+                    .iter()
+                    .any(|s| s.metrics.in_flight.get() > 0);
             if busy {
                 self.last_activity.store(uptime_ms(), Ordering::Relaxed);
             } else if quiet_ms >= idle_ms {
@@ -158,7 +169,9 @@ impl Server {
     /// One request, from arrival to the response head.
     async fn handle(&self, request: Request<Incoming>) -> Response<HostBody> {
         let started = Instant::now();
+        self.active.fetch_add(1, Ordering::AcqRel);
         self.last_activity.store(uptime_ms(), Ordering::Relaxed);
+        let _active = Active(self);
         let request_id: Arc<str> = request_id(&request).into();
         let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
             match service {
