@@ -200,7 +200,7 @@ def fairness(wasmhost, folder, seconds):
     port = free_port()
     manifest = write_manifest(folder, "fairness.toml", [
         {"name": "hello", "component": f"{GUESTS}/hello.wasm", "route": "/hello"},
-        {"name": "spin", "component": f"{GUESTS}/misbehave.wasm", "route": "/spin",
+        {"name": "spin", "component": f"{GUESTS}/hostile.wasm", "route": "/spin",
          "fuel": "unlimited", "timeout": "10m"},
     ])
     host = Target("wasmhost", [wasmhost, "serve", manifest, "--listen", f"127.0.0.1:{port}"],

@@ -46,6 +46,21 @@ pub enum ErrorKind {
 const RETRY_AFTER_SECS: &str = "1";
 
 impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::NoRoute,
+        ErrorKind::Trap,
+        ErrorKind::FuelExhausted,
+        ErrorKind::MemoryExhausted,
+        ErrorKind::Timeout,
+        ErrorKind::Overloaded,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Unavailable,
+        ErrorKind::BadResponse,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::BadRequest,
+    ];
+
     /// The `wasmhost-error` header value and JSON `error` field.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +103,7 @@ impl ErrorKind {
             ErrorKind::Timeout => Some("timeout"),
             ErrorKind::Overloaded => Some("concurrency"),
             ErrorKind::BodyTooLarge => Some("request_body"),
+            ErrorKind::BadResponse => Some("response_headers"),
             _ => None,
         }
     }
@@ -131,19 +147,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_distinct_name_and_an_error_status() {
-        let kinds = [
-            ErrorKind::NoRoute,
-            ErrorKind::Trap,
-            ErrorKind::FuelExhausted,
-            ErrorKind::MemoryExhausted,
-            ErrorKind::Timeout,
-            ErrorKind::Overloaded,
-            ErrorKind::BodyTooLarge,
-            ErrorKind::Unavailable,
-            ErrorKind::BadResponse,
-            ErrorKind::HeadersTooLarge,
-            ErrorKind::BadRequest,
-        ];
+        let kinds = ErrorKind::ALL;
         let names: std::collections::HashSet<_> = kinds.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), kinds.len());
         for kind in kinds {

@@ -175,6 +175,7 @@ async fn run(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let head_status = Arc::new(std::sync::Mutex::new(None::<u16>));
+    let head_refused = Arc::new(AtomicBool::new(false));
 
     let mut store = match service.new_store(&call.code.compiled, &call.request_id, deadline, ticks)
     {
@@ -188,7 +189,16 @@ async fn run(
     let initial_fuel = store.get_fuel().unwrap_or(0);
     let head_tx = {
         let head_status = head_status.clone();
+        let head_refused = head_refused.clone();
+        let limits = limits.clone();
         move |head: Head| {
+            let head = match head {
+                Ok(response) if refuses_head(response.headers(), &limits) => {
+                    head_refused.store(true, Ordering::Release);
+                    Err("response head over `max_http_fields`".to_owned())
+                }
+                head => head,
+            };
             if let Ok(response) = &head {
                 *head_status.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(response.status().as_u16());
@@ -204,13 +214,22 @@ async fn run(
 
     let fuel_used = initial_fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let limiter = &store.data().limiter;
-    let outcome = result.map_err(|failure| {
-        classify(
-            &failure,
-            limiter.refused,
-            call.body_exceeded.load(Ordering::Acquire),
-        )
-    });
+    // What wasmtime said, for the log: which trap, which limit.
+    let cause = match &result {
+        Err(Failure::Guest(error)) => Some(format!("{:#}", error.root_cause())),
+        _ => None,
+    };
+    let outcome = if head_refused.load(Ordering::Acquire) {
+        Err(ErrorKind::BadResponse)
+    } else {
+        result.map_err(|failure| {
+            classify(
+                &failure,
+                limiter.refused,
+                call.body_exceeded.load(Ordering::Acquire),
+            )
+        })
+    };
     let peak_memory = limiter.peak;
     drop(store);
 
@@ -231,6 +250,7 @@ async fn run(
             path,
             status,
             error = kind.as_str(),
+            cause,
             trace_id = call.trace_id.as_deref(),
             duration_ms = duration.as_secs_f64() * 1e3,
             fuel = fuel_used,
@@ -358,6 +378,20 @@ async fn call_guest(
                 .await?
         }
     }
+}
+
+/// Whether a guest's response head is refused (502 `bad_response`): more
+/// header fields than `max_http_fields`, or more bytes than
+/// `max_http_fields_size` as sent (`name: value\r\n`).
+pub(crate) fn refuses_head(headers: &http::HeaderMap, limits: &crate::limits::Limits) -> bool {
+    if headers.len() > limits.max_http_fields as usize {
+        return true;
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    bytes as u64 > limits.max_http_fields_size
 }
 
 /// Sets the response's `x-request-id` to the request's id (whatever the

@@ -28,6 +28,21 @@ pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
 pub const DEFAULT_IDLE_UNLOAD: Duration = Duration::from_secs(600);
 /// How long a reused WASI 0.3 instance waits for its next request.
 pub const DEFAULT_INSTANCE_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Live resource handles per instance by default (wasmtime allows 1,000,000
+/// in its table and 100,000 component handles).
+pub const DEFAULT_MAX_RESOURCE_HANDLES: u32 = 10_000;
+/// Bytes a guest may pass to the host in one call by default (wasmtime: 128 MiB).
+pub const DEFAULT_HOSTCALL_FUEL: u64 = 4 << 20;
+/// Bytes in one wasi:http `fields` by default, counted as wasmtime counts
+/// them (names and values plus about 72 bytes per entry; wasmtime: 128 KiB).
+pub const DEFAULT_MAX_HTTP_FIELDS_SIZE: u64 = 64 << 10;
+/// Header fields in a guest's response or outbound request by default.
+pub const DEFAULT_MAX_HTTP_FIELDS: u32 = 100;
+/// Largest `get-random-bytes` by default (wasmtime: 64 MiB).
+pub const DEFAULT_MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// Outbound request body bytes buffered by the host by default (wasmtime:
+/// two 1 MiB chunks).
+pub const DEFAULT_OUTBOUND_BODY_BUFFER: u64 = 64 << 10;
 /// The smallest `memory` accepted: one 64 KiB wasm page.
 pub const MIN_MEMORY: u64 = 64 << 10;
 
@@ -63,6 +78,18 @@ pub struct Limits {
     pub instance_idle_timeout: Duration,
     /// Load the compiled code on the first request instead of at start.
     pub lazy_start: bool,
+    /// Live resource handles one instance may hold.
+    pub max_resource_handles: u32,
+    /// Bytes a guest may pass to the host in one call.
+    pub hostcall_fuel: u64,
+    /// Bytes one wasi:http `fields` may hold (wasmtime's accounting).
+    pub max_http_fields_size: u64,
+    /// Header fields in a guest's response or outbound request.
+    pub max_http_fields: u32,
+    /// Largest `get-random-bytes` request.
+    pub max_random_bytes: u64,
+    /// Outbound request body bytes buffered before the guest's writes wait.
+    pub outbound_body_buffer: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +105,12 @@ impl Default for Limits {
             max_concurrent_per_instance: 1,
             instance_idle_timeout: DEFAULT_INSTANCE_IDLE_TIMEOUT,
             lazy_start: false,
+            max_resource_handles: DEFAULT_MAX_RESOURCE_HANDLES,
+            hostcall_fuel: DEFAULT_HOSTCALL_FUEL,
+            max_http_fields_size: DEFAULT_MAX_HTTP_FIELDS_SIZE,
+            max_http_fields: DEFAULT_MAX_HTTP_FIELDS,
+            max_random_bytes: DEFAULT_MAX_RANDOM_BYTES,
+            outbound_body_buffer: DEFAULT_OUTBOUND_BODY_BUFFER,
         }
     }
 }
@@ -106,6 +139,18 @@ pub struct LimitOverrides {
     pub instance_idle_timeout: Option<Duration>,
     /// Load on the first request.
     pub lazy_start: Option<bool>,
+    /// Resource handles per instance.
+    pub max_resource_handles: Option<u32>,
+    /// Bytes per hostcall.
+    pub hostcall_fuel: Option<u64>,
+    /// Bytes per wasi:http `fields`.
+    pub max_http_fields_size: Option<u64>,
+    /// Header fields per response or outbound request.
+    pub max_http_fields: Option<u32>,
+    /// Bytes per `get-random-bytes`.
+    pub max_random_bytes: Option<u64>,
+    /// Outbound body bytes buffered.
+    pub outbound_body_buffer: Option<u64>,
 }
 
 impl Limits {
@@ -128,6 +173,18 @@ impl Limits {
                 .instance_idle_timeout
                 .unwrap_or(self.instance_idle_timeout),
             lazy_start: overrides.lazy_start.unwrap_or(self.lazy_start),
+            max_resource_handles: overrides
+                .max_resource_handles
+                .unwrap_or(self.max_resource_handles),
+            hostcall_fuel: overrides.hostcall_fuel.unwrap_or(self.hostcall_fuel),
+            max_http_fields_size: overrides
+                .max_http_fields_size
+                .unwrap_or(self.max_http_fields_size),
+            max_http_fields: overrides.max_http_fields.unwrap_or(self.max_http_fields),
+            max_random_bytes: overrides.max_random_bytes.unwrap_or(self.max_random_bytes),
+            outbound_body_buffer: overrides
+                .outbound_body_buffer
+                .unwrap_or(self.outbound_body_buffer),
         }
     }
 }
@@ -148,7 +205,7 @@ fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
 /// limits a request runs under.
 impl Limits {
     /// Applies these limits to a request's store: the memory limiter, the
-    /// fuel, and the epoch callback that yields to other tasks every tick
+    /// resource-handle and hostcall limits, the fuel, and the epoch callback that yields to other tasks every tick
     /// (counting the ticks in `ticks`, see [`crate::lanes`]) and interrupts
     /// the guest once `deadline` has passed.
     pub fn apply(
@@ -158,6 +215,10 @@ impl Limits {
         ticks: Arc<AtomicU32>,
     ) -> anyhow::Result<()> {
         store.limiter(|state| &mut state.limiter);
+        let handles = self.max_resource_handles as usize;
+        store.data_mut().table.set_max_capacity(handles);
+        store.set_max_component_handles(handles);
+        store.set_hostcall_fuel(usize::try_from(self.hostcall_fuel).unwrap_or(usize::MAX));
         if !crate::engine::metered() {
             return Ok(());
         }

@@ -60,7 +60,14 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The `limit` label values of `wasmhost_limit_exceeded_total`.
-const LIMITS: [&str; 5] = ["fuel", "memory", "timeout", "concurrency", "request_body"];
+const LIMITS: [&str; 6] = [
+    "fuel",
+    "memory",
+    "timeout",
+    "concurrency",
+    "request_body",
+    "response_headers",
+];
 
 /// The host's metrics registry.
 pub struct Metrics {
@@ -321,7 +328,7 @@ pub struct ServiceMetrics {
     fuel_consumed: Counter,
     fuel: Histogram,
     memory: Histogram,
-    limit_exceeded: [Counter; 5],
+    limit_exceeded: [Counter; LIMITS.len()],
     /// Gauge of admitted, unfinished requests.
     pub in_flight: Gauge,
     /// Count of cold starts.
@@ -367,11 +374,11 @@ impl ServiceMetrics {
                     kind: kind.as_str().into(),
                 })
                 .inc();
-            if let Some(limit) = kind.limit() {
-                let i = LIMITS
-                    .iter()
-                    .position(|l| *l == limit)
-                    .expect("a known limit");
+            // Every limit is in `LIMITS` (a unit test checks).
+            if let Some(i) = kind
+                .limit()
+                .and_then(|limit| LIMITS.iter().position(|l| *l == limit))
+            {
                 self.limit_exceeded[i].inc();
             }
         }
@@ -380,5 +387,22 @@ impl ServiceMetrics {
     /// Requests answered so far, all classes.
     pub fn total_requests(&self) -> u64 {
         self.requests.iter().map(Counter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_an_error_names_has_a_series() {
+        for kind in ErrorKind::ALL {
+            if let Some(limit) = kind.limit() {
+                assert!(
+                    LIMITS.contains(&limit),
+                    "{kind:?}: `{limit}` is not in LIMITS"
+                );
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::uri::Scheme;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::limits::Limits;
 use crate::manifest::OutboundRule;
 
 /// Outbound-request hooks for one request's store.
@@ -18,16 +19,51 @@ pub struct OutboundPolicy {
     service: Arc<str>,
     /// For log events about refused requests.
     request_id: Arc<str>,
+    /// `max_http_fields`: more header fields than this are refused.
+    max_fields: usize,
+    /// `outbound_body_buffer`: the most one body write may carry; one such
+    /// chunk is buffered.
+    body_buffer: usize,
 }
 
 impl OutboundPolicy {
     /// The policy for one request of `service`.
-    pub fn new(rules: Arc<[OutboundRule]>, service: Arc<str>, request_id: Arc<str>) -> Self {
+    pub fn new(
+        rules: Arc<[OutboundRule]>,
+        service: Arc<str>,
+        request_id: Arc<str>,
+        limits: &Limits,
+    ) -> Self {
         OutboundPolicy {
             rules,
             service,
             request_id,
+            max_fields: limits.max_http_fields as usize,
+            body_buffer: usize::try_from(limits.outbound_body_buffer).unwrap_or(usize::MAX),
         }
+    }
+
+    /// Why `request` may not be sent, if it may not: its target is not in
+    /// the allow-list, a `host` header names another authority than its URI
+    /// (wasmtime forbids the guest to set one; this holds even if that
+    /// changes), or it has too many header fields.
+    pub fn refusal<B>(&self, request: &http::Request<B>) -> Option<&'static str> {
+        let uri = request.uri();
+        if !self.allows(uri) {
+            return Some("not in `allowed_outbound_hosts`");
+        }
+        let authority = uri.authority().map(|a| a.as_str());
+        let hosts = request.headers().get_all(http::header::HOST);
+        if hosts
+            .iter()
+            .any(|host| Some(host.as_bytes()) != authority.map(str::as_bytes))
+        {
+            return Some("its `host` header names another authority than its URI");
+        }
+        if request.headers().len() > self.max_fields {
+            return Some("more header fields than `max_http_fields`");
+        }
+        None
     }
 
     /// Whether a request to `uri` is allowed.
@@ -63,6 +99,14 @@ impl WasiHttpHooks for OutboundPolicy {
         Some(Scheme::HTTP)
     }
 
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        self.body_buffer
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -70,12 +114,13 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         drop(fut);
-        if !self.allows(request.uri()) {
+        if let Some(reason) = self.refusal(&request) {
             tracing::warn!(
                 service = %self.service,
                 request_id = %self.request_id,
                 uri = %request.uri(),
-                "outbound request denied: not in `allowed_outbound_hosts`"
+                reason,
+                "outbound request denied"
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }

@@ -110,6 +110,12 @@ impl<T> Router<T> {
     /// authority): any case, possibly with `:port`. `path` is the request
     /// path; anything from `?` on is ignored.
     pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&T> {
+        self.route(host, path).map(|(_, target)| target)
+    }
+
+    /// Like [`Router::lookup`], with the matched prefix (normalized: no
+    /// trailing `/`, `/` for the root).
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<(&str, &T)> {
         let path = path.split_once('?').map_or(path, |(p, _)| p);
         let host_hit = host
             .filter(|_| !self.by_host.is_empty())
@@ -131,21 +137,22 @@ impl<T> Router<T> {
 
 /// Tries `path` and each of its prefixes that ends at a segment boundary,
 /// longest first, ending with `/`.
-fn longest_prefix<'t, T>(table: &'t HashMap<String, T>, path: &str) -> Option<&'t T> {
+fn longest_prefix<'t, T>(table: &'t HashMap<String, T>, path: &str) -> Option<(&'t str, &'t T)> {
     if table.is_empty() {
         return None;
     }
+    let root = || table.get_key_value("/").map(|(k, v)| (k.as_str(), v));
     let mut candidate = path.trim_end_matches('/');
     loop {
         if candidate.is_empty() {
-            return table.get("/");
+            return root();
         }
-        if let Some(hit) = table.get(candidate) {
-            return Some(hit);
+        if let Some((prefix, hit)) = table.get_key_value(candidate) {
+            return Some((prefix, hit));
         }
         match candidate.rfind('/') {
             Some(cut) => candidate = &candidate[..cut],
-            None => return table.get("/"),
+            None => return root(),
         }
     }
 }

@@ -22,13 +22,10 @@ use tokio::net::TcpListener;
 use crate::body::{HostBody, LimitedBody};
 use crate::error_kind::ErrorKind;
 use crate::invoke::{Call, InFlight, invoke};
+use crate::manifest::HostConfig;
 use crate::metrics::{Finished, Metrics};
 use crate::registry::Registry;
 use crate::service::{LoadedService, uptime_ms};
-
-/// A client that has not sent its request headers within this long is
-/// disconnected (slowloris).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most request-header bytes (names, values and separators) a request
 /// may carry; more is 431 `headers_too_large`.
@@ -52,6 +49,12 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// How long a graceful stop waits for in-flight requests.
     shutdown_grace: Duration,
+    /// `[host] header_timeout`: slowloris and idle keep-alive connections.
+    header_timeout: Duration,
+    /// `[host] max_connections`.
+    max_connections: usize,
+    /// Data-plane connections open now.
+    connections: Arc<AtomicUsize>,
     /// Requests being handled, and when the last one came or went.
     active: AtomicUsize,
     last_activity: AtomicU64,
@@ -73,13 +76,16 @@ impl Server {
         slow_lane: tokio::runtime::Handle,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        shutdown_grace: Duration,
+        host: &HostConfig,
     ) -> Arc<Self> {
         Arc::new(Server {
             slow_lane,
             registry,
             metrics,
-            shutdown_grace,
+            shutdown_grace: host.shutdown_grace,
+            header_timeout: host.header_timeout,
+            max_connections: host.max_connections as usize,
+            connections: Arc::new(AtomicUsize::new(0)),
             active: AtomicUsize::new(0),
             last_activity: AtomicU64::new(uptime_ms()),
         })
@@ -132,13 +138,20 @@ impl Server {
                     }
                 },
             };
+            let Some(open) = Connection::open(&self.connections, self.max_connections) else {
+                self.metrics.host_error(ErrorKind::Overloaded);
+                tokio::spawn(refuse(stream));
+                continue;
+            };
             // Small response chunks (streams, SSE) must not wait 40 ms for
             // Nagle's algorithm: guests buffer when they want batching.
             let _ = stream.set_nodelay(true);
             let server = self.clone();
+            // hyper's header read timeout also runs while a kept-alive
+            // connection waits for its next request: it is the idle timeout.
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(self.header_timeout)
                 .max_buf_size(READ_BUFFER_BYTES)
                 .keep_alive(true)
                 .serve_connection(
@@ -153,6 +166,7 @@ impl Server {
                 if let Err(err) = connection.await {
                     tracing::debug!(error = %err, "connection ended with an error");
                 }
+                drop(open);
             });
         }
         drop(listener);
@@ -216,13 +230,12 @@ impl Server {
 
         let snapshot = self.registry.load();
         let host = authority(&request);
-        let Some(service) = snapshot
-            .router
-            .lookup(host.as_deref(), request.uri().path())
-            .cloned()
+        let Some((route, service)) = snapshot.router.route(host.as_deref(), request.uri().path())
         else {
             return reject(ErrorKind::NoRoute, None);
         };
+        let route = HeaderValue::from_str(route).ok();
+        let service = service.clone();
         let permit = match service.admit().await {
             Ok(permit) => permit,
             Err(kind) => return reject(kind, Some(&service)),
@@ -239,9 +252,7 @@ impl Server {
         let trace_id = trace_id(&request);
 
         let (mut parts, body) = request.into_parts();
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            parts.headers.insert("x-request-id", value);
-        }
+        stamp_host_headers(&mut parts.headers, &request_id, route);
         parts.uri = absolute_uri(&parts.uri, host.as_deref());
         let body_exceeded = Arc::new(AtomicBool::new(false));
         let request = Request::from_parts(
@@ -258,6 +269,77 @@ impl Server {
             code,
         };
         invoke(&self.slow_lane, &service, request, call).await
+    }
+}
+
+/// Counts an open connection in [`Server::connections`] while alive.
+struct Connection(Arc<AtomicUsize>);
+
+impl Connection {
+    /// Counts one more connection, unless `max` are open already.
+    fn open(count: &Arc<AtomicUsize>, max: usize) -> Option<Connection> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Connection(count.clone()))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The answer to a connection over `max_connections`: `503 overloaded`,
+/// then close. Written without parsing the request, so it costs the host
+/// next to nothing; what the client sent is drained (for at most a second)
+/// so that closing does not reset the connection before it reads the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str =
+        r#"{"error":"overloaded","service":null,"request_id":null,"reason":"max_connections"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nwasmhost-error: overloaded\r\n\
+         retry-after: 1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let answer_and_drain = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer_and_drain).await;
+}
+
+/// Headers the host sets on the request the guest sees, replacing any
+/// copies the client sent: `x-request-id`, and `wasmhost-route` (the
+/// matched route prefix). Every other `wasmhost-*` header is the host's
+/// namespace and is removed, so a guest can trust what it finds there.
+fn stamp_host_headers(headers: &mut http::HeaderMap, request_id: &str, route: Option<HeaderValue>) {
+    if headers
+        .keys()
+        .any(|name| name.as_str().starts_with("wasmhost-"))
+    {
+        let reserved: Vec<_> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("wasmhost-"))
+            .cloned()
+            .collect();
+        for name in reserved {
+            headers.remove(name);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
+    if let Some(route) = route {
+        headers.insert("wasmhost-route", route);
     }
 }
 

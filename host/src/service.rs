@@ -275,6 +275,7 @@ impl LoadedService {
         deadline: Instant,
         ticks: Arc<std::sync::atomic::AtomicU32>,
     ) -> anyhow::Result<Store<HostState>> {
+        let limits = &self.config.limits;
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.config.env)
             .stdout(GuestLog::new(
@@ -289,25 +290,31 @@ impl LoadedService {
             ))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .max_random_size(limits.max_random_bytes);
         for (guest, host) in &self.config.files {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening `{}` for the guest", host.display()))?;
         }
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(
+            usize::try_from(limits.max_http_fields_size).unwrap_or(usize::MAX),
+        );
         let state = HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http,
             outbound: OutboundPolicy::new(
                 self.outbound.clone(),
                 self.name.clone(),
                 request_id.clone(),
+                limits,
             ),
-            limiter: MemoryLimiter::new(self.config.limits.memory),
+            limiter: MemoryLimiter::new(limits.memory),
         };
         let mut store = Store::new(&compiled.engine, state);
-        self.config.limits.apply(&mut store, deadline, ticks)?;
+        limits.apply(&mut store, deadline, ticks)?;
         Ok(store)
     }
 }

@@ -10,7 +10,7 @@ fn host() -> Host {
         .admin()
         .service(Svc::new("hello", HELLO).route("/hello"))
         .service(
-            Svc::new("bad", MISBEHAVE)
+            Svc::new("bad", HOSTILE)
                 .route("/bad")
                 .set("fuel", "5_000_000"),
         )
@@ -174,7 +174,7 @@ fn an_admin_plane_off_loopback_without_a_token_refuses_to_start() {
 fn readiness_turns_503_while_draining_with_a_request_in_flight() {
     let mut host = TestApp::new()
         .admin()
-        .service(Svc::new("bad", MISBEHAVE).route("/"))
+        .service(Svc::new("bad", HOSTILE).route("/"))
         .start();
     let addr = host.addr;
     let in_flight = std::thread::spawn(move || get("/sleep?ms=2000").send(addr));

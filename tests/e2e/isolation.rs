@@ -7,7 +7,7 @@ use crate::support::*;
 #[test]
 pub(crate) fn a_failing_guest_never_affects_another_services_requests() {
     let host = TestApp::new()
-        .service(Svc::new("bad", MISBEHAVE).route("/bad"))
+        .service(Svc::new("bad", HOSTILE).route("/bad"))
         .service(Svc::new("hello", HELLO).route("/hello"))
         .start();
     for fault in [
@@ -29,7 +29,7 @@ pub(crate) fn a_failing_guest_never_affects_another_services_requests() {
 fn three_spinning_guests_do_not_starve_other_services() {
     let host = TestApp::new()
         .service(
-            Svc::new("bad", MISBEHAVE)
+            Svc::new("bad", HOSTILE)
                 .route("/bad")
                 .set("fuel", "\"unlimited\"")
                 .set("timeout", "\"8s\""),

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn misbehave(extra: &[(&str, &str)]) -> Host {
-    let mut svc = Svc::new("bad", MISBEHAVE).route("/");
+fn hostile(extra: &[(&str, &str)]) -> Host {
+    let mut svc = Svc::new("bad", HOSTILE).route("/");
     for (key, value) in extra {
         svc = svc.set(key, value);
     }
@@ -15,14 +15,14 @@ fn misbehave(extra: &[(&str, &str)]) -> Host {
 
 #[test]
 fn fuel_limit_obeyed() {
-    let host = misbehave(&[("fuel", "50_000_000")]);
+    let host = hostile(&[("fuel", "50_000_000")]);
     let resp = host.send(get("/ok"));
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 #[test]
 fn fuel_limit_violated() {
-    let host = misbehave(&[("fuel", "50_000_000"), ("timeout", "\"20s\"")]);
+    let host = hostile(&[("fuel", "50_000_000"), ("timeout", "\"20s\"")]);
     let resp = host.send(get("/spin"));
     assert_host_error(&resp, 500, "fuel_exhausted");
     assert_eq!(resp.json()["service"], "bad");
@@ -30,28 +30,28 @@ fn fuel_limit_violated() {
 
 #[test]
 fn memory_limit_obeyed() {
-    let host = misbehave(&[("memory", "\"64MiB\"")]);
+    let host = hostile(&[("memory", "\"64MiB\"")]);
     let resp = host.send(get("/alloc?mib=16"));
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 #[test]
 fn memory_limit_violated() {
-    let host = misbehave(&[("memory", "\"64MiB\"")]);
+    let host = hostile(&[("memory", "\"64MiB\"")]);
     let resp = host.send(get("/alloc?mib=200"));
     assert_host_error(&resp, 500, "memory_exhausted");
 }
 
 #[test]
 fn timeout_obeyed() {
-    let host = misbehave(&[("timeout", "\"5s\"")]);
+    let host = hostile(&[("timeout", "\"5s\"")]);
     let resp = host.send(get("/sleep?ms=50"));
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 #[test]
 fn timeout_violated_while_the_guest_computes() {
-    let host = misbehave(&[("timeout", "\"300ms\""), ("fuel", "\"unlimited\"")]);
+    let host = hostile(&[("timeout", "\"300ms\""), ("fuel", "\"unlimited\"")]);
     let started = Instant::now();
     let resp = host.send(get("/spin"));
     assert_host_error(&resp, 504, "timeout");
@@ -60,7 +60,7 @@ fn timeout_violated_while_the_guest_computes() {
 
 #[test]
 fn timeout_violated_while_the_host_awaits_for_the_guest() {
-    let host = misbehave(&[("timeout", "\"300ms\"")]);
+    let host = hostile(&[("timeout", "\"300ms\"")]);
     let resp = host.send(get("/sleep?ms=10000"));
     assert_host_error(&resp, 504, "timeout");
 }
@@ -101,7 +101,7 @@ fn request_body_limit_violated_with_a_chunked_body() {
 
 #[test]
 fn concurrency_limit_obeyed_and_violated() {
-    let host = misbehave(&[("max_concurrency", "1"), ("timeout", "\"10s\"")]);
+    let host = hostile(&[("max_concurrency", "1"), ("timeout", "\"10s\"")]);
     let addr = host.addr;
     // One running, one queued: both succeed; a third finds the queue full.
     let slow =
@@ -120,7 +120,7 @@ fn concurrency_limit_obeyed_and_violated() {
 
 #[test]
 fn a_trap_and_a_panic_are_500_trap() {
-    let host = misbehave(&[]);
+    let host = hostile(&[]);
     assert_host_error(&host.send(get("/trap")), 500, "trap");
     assert_host_error(&host.send(get("/panic")), 500, "trap");
     assert_host_error(&host.send(get("/stack-overflow")), 500, "trap");
@@ -131,9 +131,9 @@ fn a_trap_and_a_panic_are_500_trap() {
 fn defaults_apply_to_every_service_unless_it_overrides_them() {
     let host = TestApp::new()
         .default_limit("fuel", "20_000_000")
-        .service(Svc::new("tight", MISBEHAVE).route("/tight"))
+        .service(Svc::new("tight", HOSTILE).route("/tight"))
         .service(
-            Svc::new("roomy", MISBEHAVE)
+            Svc::new("roomy", HOSTILE)
                 .route("/roomy")
                 .set("fuel", "\"unlimited\"")
                 .set("timeout", "\"300ms\""),

@@ -7,6 +7,8 @@ mod admin;
 mod cli;
 mod compat;
 mod deploy;
+mod edge;
+mod hostile;
 mod isolation;
 mod limits;
 mod observability;

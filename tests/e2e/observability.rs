@@ -8,7 +8,7 @@ use crate::support::*;
 fn echo() -> Host {
     TestApp::new()
         .service(Svc::new("echo", ECHO).route("/echo"))
-        .service(Svc::new("bad", MISBEHAVE).route("/bad"))
+        .service(Svc::new("bad", HOSTILE).route("/bad"))
         .start()
 }
 

@@ -152,7 +152,7 @@ fn manifest_edits_add_remove_reroute_and_relimit_services_within_a_second() {
     let host = TestApp::new()
         .watch()
         .service(Svc::new("hello", HELLO).route("/hello"))
-        .service(Svc::new("bad", MISBEHAVE).route("/bad"))
+        .service(Svc::new("bad", HOSTILE).route("/bad"))
         .start();
     let rewrite = |services: Vec<Svc>| {
         let mut app = TestApp::new().watch();
@@ -166,7 +166,7 @@ fn manifest_edits_add_remove_reroute_and_relimit_services_within_a_second() {
     // Add a service.
     rewrite(vec![
         Svc::new("hello", HELLO).route("/hello"),
-        Svc::new("bad", MISBEHAVE).route("/bad"),
+        Svc::new("bad", HOSTILE).route("/bad"),
         Svc::new("echo", ECHO).route("/echo"),
     ]);
     within(&host, second, "added service", || {
@@ -176,7 +176,7 @@ fn manifest_edits_add_remove_reroute_and_relimit_services_within_a_second() {
     // Change a limit: fuel so low that spinning exhausts it at once.
     rewrite(vec![
         Svc::new("hello", HELLO).route("/hello"),
-        Svc::new("bad", MISBEHAVE)
+        Svc::new("bad", HOSTILE)
             .route("/bad")
             .set("fuel", "1_000_000")
             .set("timeout", "\"5s\""),
@@ -239,7 +239,7 @@ fn a_configmap_style_symlink_swap_is_picked_up() {
 
 #[test]
 fn a_request_in_flight_during_a_swap_completes_on_the_old_version() {
-    let (app, component) = app_with_component(MISBEHAVE);
+    let (app, component) = app_with_component(HOSTILE);
     let host = app.start();
     let addr = host.addr;
     let in_flight = std::thread::spawn(move || get("/svc/sleep?ms=1500").send(addr));

@@ -86,6 +86,15 @@ struct Upstream {
 
 impl Upstream {
     fn start() -> Upstream {
+        Upstream::answering(
+            "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\nupstream ok",
+        )
+    }
+
+    /// An upstream that answers every request with `answer` (a whole
+    /// HTTP/1.1 response).
+    fn answering(answer: &str) -> Upstream {
+        let answer = answer.to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -99,9 +108,7 @@ impl Upstream {
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\nupstream ok",
-                );
+                let _ = stream.write_all(answer.as_bytes());
             }
         });
         Upstream { addr, hits }
@@ -149,6 +156,77 @@ fn outbound_http_to_a_host_not_allowed_is_refused_and_never_sent() {
         assert!(resp.text().contains("Denied"), "{url}: {}", resp.text());
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(allowed.hits.load(Ordering::SeqCst), 0);
+}
+
+/// Every other spelling of an allowed origin's address is another origin:
+/// the allow-list compares names, it never resolves them. A `host` header
+/// cannot redirect a request (wasmtime refuses it, and the host checks it
+/// against the URI again), and a redirect from an allowed upstream to a
+/// denied one is checked like any request.
+#[test]
+fn outbound_http_to_a_denied_host_is_refused_in_every_spelling() {
+    let denied = Upstream::start();
+    let port = denied.addr.port();
+    let redirecting = Upstream::answering(&format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{port}/secret\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    ));
+    let allowed = Upstream::start();
+    let host = sandbox(
+        TestApp::new(),
+        &[(
+            "allowed_outbound_hosts",
+            &format!(
+                "[\"http://{}\", \"http://{}\", \"http://localhost:1\"]",
+                allowed.addr, redirecting.addr
+            ),
+        )],
+    );
+    let spellings = [
+        format!("http://localhost:{port}/"),
+        format!("http://LOCALHOST:{port}/"),
+        format!("http://[::1]:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://127.1:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://0x7f000001:{port}/"),
+        format!("http://127.0.0.1.:{port}/"),
+        format!("http://0.0.0.0:{port}/"),
+        format!("http://{}@127.0.0.1:{port}/", allowed.addr),
+        format!("https://127.0.0.1:{port}/"),
+    ];
+    for url in &spellings {
+        let resp = host.send(get(&format!("/outbound?url={url}")));
+        assert_ne!(resp.status, 200, "{url}: {}", resp.text());
+    }
+    // The allowed origin with a `host` header naming the denied one.
+    let resp = host.send(get(&format!(
+        "/outbound?url=http://{}/&host=127.0.0.1:{port}",
+        allowed.addr
+    )));
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert!(resp.text().contains("Forbidden"), "{}", resp.text());
+    // The denied origin with a `host` header naming the allowed one.
+    let resp = host.send(get(&format!(
+        "/outbound?url=http://127.0.0.1:{port}/&host={}",
+        allowed.addr
+    )));
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    // An allowed upstream redirecting to the denied one.
+    let resp = host.send(get(&format!(
+        "/outbound?url=http://{}/&follow=1",
+        redirecting.addr
+    )));
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert!(resp.text().contains("Denied"), "{}", resp.text());
+    assert_eq!(redirecting.hits.load(Ordering::SeqCst), 1);
+
+    assert_eq!(
+        denied.hits.load(Ordering::SeqCst),
+        0,
+        "a denied request was sent"
+    );
     assert_eq!(allowed.hits.load(Ordering::SeqCst), 0);
 }
 

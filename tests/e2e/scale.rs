@@ -231,7 +231,7 @@ fn a_warm_cache_compiles_nothing_and_a_corrupt_artifact_is_recompiled() {
 #[test]
 fn idle_exit_lets_the_request_in_flight_finish_then_exits_zero() {
     let mut host = TestApp::new()
-        .service(Svc::new("misbehave", MISBEHAVE).route("/"))
+        .service(Svc::new("hostile", HOSTILE).route("/"))
         .arg("--idle-exit")
         .arg("500ms")
         .start();

@@ -7,7 +7,7 @@ use crate::support::*;
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let mut host = TestApp::new()
-        .service(Svc::new("bad", MISBEHAVE).route("/"))
+        .service(Svc::new("bad", HOSTILE).route("/"))
         .start();
     let addr = host.addr;
     let in_flight = std::thread::spawn(move || get("/sleep?ms=1500").send(addr));
@@ -40,7 +40,7 @@ fn the_drain_is_capped_by_shutdown_grace() {
     let mut host = TestApp::new()
         .host_key("shutdown_grace", "\"500ms\"")
         .service(
-            Svc::new("bad", MISBEHAVE)
+            Svc::new("bad", HOSTILE)
                 .route("/")
                 .set("timeout", "\"30s\""),
         )

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::*;
 
 fn host(extra: &[(&str, &str)]) -> Host {
-    let mut svc = Svc::new("bad", MISBEHAVE).route("/");
+    let mut svc = Svc::new("bad", HOSTILE).route("/");
     for (key, value) in extra {
         svc = svc.set(key, value);
     }
@@ -64,12 +64,7 @@ fn a_large_response_streams_without_being_buffered() {
 }
 
 fn host_rss_kib(host: &Host) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    host.memory_kib("VmHWM")
 }
 
 #[test]

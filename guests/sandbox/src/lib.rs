@@ -7,7 +7,7 @@
 //! | `/read?path=P` | `200` the file's bytes (std::fs over the preopens) | `403`/`404`/`500` error JSON |
 //! | `/write?path=P` | `200 {"written":P}` | `403`/`404`/`500` error JSON |
 //! | `/socket?addr=IP:PORT` | `200 {"connected":ADDR}` (wasi:sockets TCP) | `403` if access-denied, else `502`: `{"stage":..,"error":"<error-code name>"}` |
-//! | `/outbound?url=U` | `200 {"status":N,"body":".."}` (wasi:http outgoing GET) | `502 {"error":"<ErrorCode debug>"}`, `400` for a bad url |
+//! | `/outbound?url=U[&host=H][&follow=1]` | `200 {"status":N,"body":".."}` (wasi:http outgoing GET; `host` adds a `host` header, `follow=1` follows one redirect) | `502 {"error":"<ErrorCode debug>"}`, `400` for a bad url |
 //!
 //! File error JSON is `{"error":"<io error text>","kind":"<io::ErrorKind debug>"}`;
 //! `403` is `PermissionDenied`, `404` is `NotFound`.
@@ -34,7 +34,11 @@ fn sandbox(req: Request) -> Response {
         "/read" => read(&arg("path")),
         "/write" => write(&arg("path")),
         "/socket" => socket(&arg("addr")),
-        "/outbound" => outbound(&arg("url")),
+        "/outbound" => outbound(
+            &arg("url"),
+            req.query_param("host").as_deref(),
+            arg("follow") == "1",
+        ),
         other => json_response(
             404,
             json!({"error": format!("unknown probe `{other}`; try /env /read /write /socket /outbound")}),
@@ -139,18 +143,32 @@ fn connect(addr: SocketAddr) -> Result<(), (&'static str, SocketErrorCode)> {
     }
 }
 
-fn outbound(url: &str) -> Response {
+fn outbound(url: &str, host: Option<&str>, follow: bool) -> Response {
     let Some((scheme, authority, path)) = split_url(url) else {
         let error = format!("bad url `{url}`: want http://host[:port][/path] or https://...");
         return json_response(400, json!({ "error": error }));
     };
-    match get(scheme, authority, path) {
-        Ok((status, body)) => json_response(
+    match get(scheme, authority, path, host) {
+        // One redirect, followed like a client library would: the new
+        // target goes through the host's allow-list again.
+        Ok(Fetched {
+            location: Some(location),
+            ..
+        }) if follow => outbound(&location, host, false),
+        Ok(Fetched { status, body, .. }) => json_response(
             200,
             json!({"status": status, "body": String::from_utf8_lossy(&body)}),
         ),
         Err(error) => json_response(502, json!({ "error": error })),
     }
+}
+
+/// An upstream's answer.
+struct Fetched {
+    status: u16,
+    /// The `location` header of a redirect.
+    location: Option<String>,
+    body: Vec<u8>,
 }
 
 fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
@@ -168,8 +186,14 @@ fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
 
 /// A GET through wasi:http/outgoing-handler; errors are the `ErrorCode`'s
 /// debug form (e.g. `ErrorCode::HttpRequestDenied`) or a short message.
-fn get(scheme: Scheme, authority: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
-    let request = OutgoingRequest::new(Fields::new());
+fn get(scheme: Scheme, authority: &str, path: &str, host: Option<&str>) -> Result<Fetched, String> {
+    let headers = Fields::new();
+    if let Some(host) = host {
+        headers
+            .append("host", host.as_bytes())
+            .map_err(|e| format!("setting `host: {host}`: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(headers);
     request
         .set_scheme(Some(&scheme))
         .map_err(|()| "bad scheme")?;
@@ -191,6 +215,12 @@ fn get(scheme: Scheme, authority: &str, path: &str) -> Result<(u16, Vec<u8>), St
         None => return Err("response not ready after block".to_owned()),
     };
     let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .first()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .filter(|_| (300..400).contains(&status));
     let incoming = response
         .consume()
         .map_err(|()| "response body already taken")?;
@@ -203,7 +233,11 @@ fn get(scheme: Scheme, authority: &str, path: &str) -> Result<(u16, Vec<u8>), St
             .read_to_end(&mut bytes)
             .map_err(|e| format!("reading the body: {e}"))?;
     }
-    Ok((status, bytes))
+    Ok(Fetched {
+        status,
+        location,
+        body: bytes,
+    })
 }
 
 fn debug(code: HttpErrorCode) -> String {

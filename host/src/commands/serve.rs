@@ -113,12 +113,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(registry::unload_idle(registry.clone()));
 
-        let server = Server::new(
-            slow_handle,
-            registry.clone(),
-            metrics,
-            manifest.host.shutdown_grace,
-        );
+        let server = Server::new(slow_handle, registry.clone(), metrics, &manifest.host);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let io_workers = listeners
             .into_iter()

@@ -65,6 +65,12 @@ pub struct HostConfig {
     pub shutdown_grace: Duration,
     /// Hot-reload on manifest or component changes. Default `true`.
     pub watch: bool,
+    /// Longest wait for a request head, and for the next request on an
+    /// idle keep-alive connection. Default 10s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub header_timeout: Duration,
+    /// Open data-plane connections at most. Default 10,000.
+    pub max_connections: u32,
 }
 
 impl Default for HostConfig {
@@ -77,6 +83,8 @@ impl Default for HostConfig {
             cache_dir: PathBuf::from(".wasmhost-cache"),
             shutdown_grace: Duration::from_secs(30),
             watch: true,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::problem::Collector;
 use super::units::{
-    ByteSize, Fuel, HumanDuration, ListenAddr, MaxConcurrency, RouteHost, RoutePrefix, ServiceName,
+    ByteSize, Count, Fuel, HumanDuration, ListenAddr, RouteHost, RoutePrefix, ServiceName,
 };
 
 /// Declares a manifest table: the struct (every field an optional spanned
@@ -88,6 +88,13 @@ section! {
         /// Hot-reload on manifest or component changes. Default `true`.
         /// Example: `watch = false`
         watch: bool,
+        /// A connection that has not sent a whole request head within this
+        /// (after connecting or after its last response) is closed.
+        /// Default `"10s"`. Example: `header_timeout = "5s"`
+        header_timeout: HumanDuration,
+        /// Open data-plane connections; more are answered `503` and closed.
+        /// Default `10_000`. Example: `max_connections = 1000`
+        max_connections: Count,
     }
 }
 
@@ -105,7 +112,7 @@ section! {
         timeout: HumanDuration,
         /// Requests in flight per service. Default `256`.
         /// Example: `max_concurrency = 16`
-        max_concurrency: MaxConcurrency,
+        max_concurrency: Count,
         /// Largest accepted request body. Default `"10MiB"`.
         /// Example: `max_request_body = "1MiB"`
         max_request_body: ByteSize,
@@ -116,10 +123,10 @@ section! {
         /// (the default) is a fresh instance per request. WASI 0.2
         /// components always get a fresh instance.
         /// Example: `max_requests_per_instance = 100`
-        max_requests_per_instance: MaxConcurrency,
+        max_requests_per_instance: Count,
         /// Requests a reused WASI 0.3 instance handles at once. Default `1`.
         /// Example: `max_concurrent_per_instance = 8`
-        max_concurrent_per_instance: MaxConcurrency,
+        max_concurrent_per_instance: Count,
         /// How long a reused WASI 0.3 instance waits for its next request
         /// before it is dropped. Default `"5s"`.
         /// Example: `instance_idle_timeout = "30s"`
@@ -128,6 +135,27 @@ section! {
         /// cache is still filled at start). Default `false`.
         /// Example: `lazy_start = true`
         lazy_start: bool,
+        /// Live resource handles (streams, fields, requests, ...) one
+        /// instance may hold. Default `10_000`.
+        /// Example: `max_resource_handles = 1000`
+        max_resource_handles: Count,
+        /// Bytes a guest may pass to the host in one call (strings and
+        /// lists copied out of its memory). Default `"4MiB"`.
+        /// Example: `hostcall_fuel = "16MiB"`
+        hostcall_fuel: ByteSize,
+        /// Bytes one wasi:http `fields` (a header map the guest builds) may
+        /// hold. Default `"64KiB"`. Example: `max_http_fields_size = "16KiB"`
+        max_http_fields_size: ByteSize,
+        /// Header fields in a guest's response or outbound request.
+        /// Default `100`. Example: `max_http_fields = 50`
+        max_http_fields: Count,
+        /// Largest `get-random-bytes` request. Default `"1MiB"`.
+        /// Example: `max_random_bytes = "64KiB"`
+        max_random_bytes: ByteSize,
+        /// Outbound request body bytes the host buffers before the guest's
+        /// writes wait for the upstream. Default `"64KiB"`.
+        /// Example: `outbound_body_buffer = "1MiB"`
+        outbound_body_buffer: ByteSize,
     }
 }
 
@@ -154,7 +182,7 @@ section! {
         /// Overrides `[defaults].timeout`. Example: `timeout = "30s"`
         timeout: HumanDuration,
         /// Overrides `[defaults].max_concurrency`. Example: `max_concurrency = 8`
-        max_concurrency: MaxConcurrency,
+        max_concurrency: Count,
         /// Overrides `[defaults].max_request_body`.
         /// Example: `max_request_body = "100MiB"`
         max_request_body: ByteSize,
@@ -162,15 +190,27 @@ section! {
         idle_unload: HumanDuration,
         /// Overrides `[defaults].max_requests_per_instance`.
         /// Example: `max_requests_per_instance = 100`
-        max_requests_per_instance: MaxConcurrency,
+        max_requests_per_instance: Count,
         /// Overrides `[defaults].max_concurrent_per_instance`.
         /// Example: `max_concurrent_per_instance = 8`
-        max_concurrent_per_instance: MaxConcurrency,
+        max_concurrent_per_instance: Count,
         /// Overrides `[defaults].instance_idle_timeout`.
         /// Example: `instance_idle_timeout = "30s"`
         instance_idle_timeout: HumanDuration,
         /// Overrides `[defaults].lazy_start`. Example: `lazy_start = true`
         lazy_start: bool,
+        /// Overrides `[defaults].max_resource_handles`.
+        max_resource_handles: Count,
+        /// Overrides `[defaults].hostcall_fuel`.
+        hostcall_fuel: ByteSize,
+        /// Overrides `[defaults].max_http_fields_size`.
+        max_http_fields_size: ByteSize,
+        /// Overrides `[defaults].max_http_fields`.
+        max_http_fields: Count,
+        /// Overrides `[defaults].max_random_bytes`.
+        max_random_bytes: ByteSize,
+        /// Overrides `[defaults].outbound_body_buffer`.
+        outbound_body_buffer: ByteSize,
         /// The guest's whole environment. Example: `env = { GREETING = "hi" }`
         env: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
         /// Read-only directories: guest path → host directory (relative to the

@@ -338,11 +338,11 @@ deserialize_via_try_from!(Fuel, "an integer or `\"unlimited\"`", integers);
 
 // ----------------------------------------------------------- concurrency
 
-/// `max_concurrency`: requests in flight per service, at least 1.
+/// A count of at least 1 (`max_concurrency`, `max_resource_handles`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaxConcurrency(pub u32);
+pub struct Count(pub u32);
 
-impl TryFrom<i64> for MaxConcurrency {
+impl TryFrom<i64> for Count {
     type Error = InvalidValue;
 
     fn try_from(n: i64) -> Result<Self, InvalidValue> {
@@ -350,12 +350,12 @@ impl TryFrom<i64> for MaxConcurrency {
             return invalid(format!("must be at least `1`, found `{n}`"));
         }
         u32::try_from(n)
-            .map(MaxConcurrency)
+            .map(Count)
             .or_else(|_| invalid(format!("`{n}` is too large: the maximum is `{}`", u32::MAX)))
     }
 }
 
-impl TryFrom<String> for MaxConcurrency {
+impl TryFrom<String> for Count {
     type Error = InvalidValue;
 
     fn try_from(text: String) -> Result<Self, InvalidValue> {
@@ -365,7 +365,7 @@ impl TryFrom<String> for MaxConcurrency {
     }
 }
 
-deserialize_via_try_from!(MaxConcurrency, "an integer of at least 1", integers);
+deserialize_via_try_from!(Count, "an integer of at least 1", integers);
 
 // ---------------------------------------------------------------- routes
 
@@ -633,10 +633,10 @@ mod tests {
 
     #[test]
     fn max_concurrency_is_at_least_one() {
-        assert_eq!(MaxConcurrency::try_from(1_i64), Ok(MaxConcurrency(1)));
-        assert!(MaxConcurrency::try_from(0_i64).is_err());
-        assert!(MaxConcurrency::try_from(-3_i64).is_err());
-        assert!(MaxConcurrency::try_from(1_i64 << 40).is_err());
+        assert_eq!(Count::try_from(1_i64), Ok(Count(1)));
+        assert!(Count::try_from(0_i64).is_err());
+        assert!(Count::try_from(-3_i64).is_err());
+        assert!(Count::try_from(1_i64 << 40).is_err());
     }
 
     #[test]

@@ -27,12 +27,25 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
         _ => PathBuf::from("."),
     };
     let host = host_config(spec, &dir);
+    if let Some(t) = spec
+        .host
+        .header_timeout
+        .as_ref()
+        .filter(|t| t.get_ref().0 == Duration::ZERO)
+    {
+        cx.field(t.span(), "host.header_timeout", "must be longer than `0s`");
+    }
     check_limit_ranges(
         cx,
         "defaults.",
         &spec.defaults.memory,
         &spec.defaults.timeout,
         &spec.defaults.idle_unload,
+        [
+            ("hostcall_fuel", &spec.defaults.hostcall_fuel),
+            ("max_http_fields_size", &spec.defaults.max_http_fields_size),
+            ("outbound_body_buffer", &spec.defaults.outbound_body_buffer),
+        ],
     );
     let defaults = Limits::default().with_overrides(&defaults_overrides(&spec.defaults));
 
@@ -81,6 +94,14 @@ fn host_config(spec: &ManifestSpec, dir: &Path) -> HostConfig {
             .as_ref()
             .map_or(defaults.shutdown_grace, |g| g.get_ref().0),
         watch: host.watch.as_ref().map_or(defaults.watch, |w| *w.get_ref()),
+        header_timeout: host
+            .header_timeout
+            .as_ref()
+            .map_or(defaults.header_timeout, |t| t.get_ref().0),
+        max_connections: host
+            .max_connections
+            .as_ref()
+            .map_or(defaults.max_connections, |m| m.get_ref().0),
     }
 }
 
@@ -112,6 +133,12 @@ fn defaults_overrides(d: &DefaultsSection) -> LimitOverrides {
             .map(|v| v.get_ref().0),
         instance_idle_timeout: d.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
         lazy_start: d.lazy_start.as_ref().map(|v| *v.get_ref()),
+        max_resource_handles: d.max_resource_handles.as_ref().map(|v| v.get_ref().0),
+        hostcall_fuel: d.hostcall_fuel.as_ref().map(|v| v.get_ref().0),
+        max_http_fields_size: d.max_http_fields_size.as_ref().map(|v| v.get_ref().0),
+        max_http_fields: d.max_http_fields.as_ref().map(|v| v.get_ref().0),
+        max_random_bytes: d.max_random_bytes.as_ref().map(|v| v.get_ref().0),
+        outbound_body_buffer: d.outbound_body_buffer.as_ref().map(|v| v.get_ref().0),
     }
 }
 
@@ -130,6 +157,12 @@ fn service_overrides(s: &ServiceSection) -> LimitOverrides {
             .map(|v| v.get_ref().0),
         instance_idle_timeout: s.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
         lazy_start: s.lazy_start.as_ref().map(|v| *v.get_ref()),
+        max_resource_handles: s.max_resource_handles.as_ref().map(|v| v.get_ref().0),
+        hostcall_fuel: s.hostcall_fuel.as_ref().map(|v| v.get_ref().0),
+        max_http_fields_size: s.max_http_fields_size.as_ref().map(|v| v.get_ref().0),
+        max_http_fields: s.max_http_fields.as_ref().map(|v| v.get_ref().0),
+        max_random_bytes: s.max_random_bytes.as_ref().map(|v| v.get_ref().0),
+        outbound_body_buffer: s.outbound_body_buffer.as_ref().map(|v| v.get_ref().0),
     }
 }
 
@@ -141,7 +174,20 @@ fn check_limit_ranges(
     memory: &Option<Spanned<super::units::ByteSize>>,
     timeout: &Option<Spanned<super::units::HumanDuration>>,
     idle_unload: &Option<Spanned<super::units::HumanDuration>>,
+    buffers: [(&str, &Option<Spanned<super::units::ByteSize>>); 3],
 ) {
+    // Below this a hostcall, a header map or an outbound body write that
+    // ordinary guests make would fail.
+    const MIN_BUFFER: u64 = 4 << 10;
+    for (name, value) in buffers {
+        if let Some(value) = value.as_ref().filter(|v| v.get_ref().0 < MIN_BUFFER) {
+            cx.field(
+                value.span(),
+                &format!("{prefix}{name}"),
+                format!("`{}` is too small: use at least `4KiB`", value.get_ref()),
+            );
+        }
+    }
     if let Some(memory) = memory.as_ref().filter(|m| m.get_ref().0 < MIN_MEMORY) {
         cx.field(
             memory.span(),
@@ -222,7 +268,18 @@ fn service_config(
 
     let routes = routes(s, span.clone(), &name, claimed, cx);
 
-    check_limit_ranges(cx, "", &s.memory, &s.timeout, &s.idle_unload);
+    check_limit_ranges(
+        cx,
+        "",
+        &s.memory,
+        &s.timeout,
+        &s.idle_unload,
+        [
+            ("hostcall_fuel", &s.hostcall_fuel),
+            ("max_http_fields_size", &s.max_http_fields_size),
+            ("outbound_body_buffer", &s.outbound_body_buffer),
+        ],
+    );
     let limits = defaults.with_overrides(&service_overrides(s));
 
     let mut env = Vec::new();

@@ -3,7 +3,7 @@
 //! ```ignore
 //! let host = TestApp::new()
 //!     .service(Svc::new("echo", ECHO).route("/echo"))
-//!     .service(Svc::new("bad", MISBEHAVE).route("/bad").set("fuel", "5_000_000"))
+//!     .service(Svc::new("bad", HOSTILE).route("/bad").set("fuel", "5_000_000"))
 //!     .start();
 //! ```
 

@@ -173,6 +173,36 @@ impl Host {
         self.child.id()
     }
 
+    /// A `/proc/PID/status` field in KiB: `VmRSS` (resident now) or
+    /// `VmHWM` (the peak).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+    }
+
+    /// File descriptors the host has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// Fails if the host's output shows a Rust panic anywhere (a guest's own
+    /// panic is logged as a guest event, not printed raw).
+    #[track_caller]
+    pub fn assert_no_host_panic(&self) {
+        let lines = self.logs.0.lock().unwrap();
+        let panics: Vec<_> = lines
+            .iter()
+            .filter(|line| line.contains("panicked at") && !line.contains("\"stream\":"))
+            .collect();
+        assert!(panics.is_empty(), "host panicked: {panics:#?}");
+    }
+
     /// Sends a signal (`TERM`, `INT`, `HUP`, `KILL`) to the host.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -3,7 +3,7 @@
 
 pub(crate) use crate::compat::a_raw_wasi_bindings_component_runs_unmodified as raw_proxy;
 pub(crate) use crate::compat::a_wasi_p3_service_component_runs as hello_p3;
-pub(crate) use crate::isolation::a_failing_guest_never_affects_another_services_requests as misbehave;
+pub(crate) use crate::isolation::a_failing_guest_never_affects_another_services_requests as hostile;
 pub(crate) use crate::observability::a_client_request_id_is_kept_and_seen_by_the_guest as echo;
 pub(crate) use crate::routing::prefixes_match_at_segment_boundaries_and_the_longest_wins as hello;
 pub(crate) use crate::sandbox::the_guest_sees_its_declared_env_and_nothing_of_the_hosts as sandbox;
