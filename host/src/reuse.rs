@@ -201,7 +201,7 @@ pub async fn invoke(
     let request = request.map(|body| body.boxed_unsync());
     let answer = tokio::time::timeout_at(deadline.into(), handler.handle((), request)).await;
     let (response, error) = match answer {
-        Ok(Ok(response)) if refuses_head(response.headers(), &service.limits()) => (
+        Ok(Ok(response)) if refuses_head(response.headers(), service.limits()) => (
             ErrorKind::BadResponse.response(Some(&service.name), &call.request_id),
             Some(ErrorKind::BadResponse),
         ),
