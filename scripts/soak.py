@@ -306,7 +306,7 @@ def soak(args, host, port, admin_port, path, guests, sink, log_path):
         w.start()
     threading.Thread(target=reloader, daemon=True).start()
 
-    warmup = min(30.0, max(5.0, args.duration * 0.1))
+    warmup = min(30.0, max(15.0, args.duration * 0.1))
     checkpoints = {"start": warmup, "middle": args.duration / 2, "end": args.duration}
     samples = {}
     peak = {"rss_kib": 0, "fds": 0}

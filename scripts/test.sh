@@ -58,6 +58,13 @@ cargo test --workspace "$@"
   cargo test --target x86_64-unknown-linux-gnu -p hello -p echo -p router-demo -p outbound
 )
 
+# Hardening: a 60 s soak (good and hostile traffic side by side, a hot
+# reload every 3 s) against the build the tests used, then every fuzz
+# target for 60 s on the nightly toolchain (scripts/fuzz.sh installs
+# cargo-fuzz; the 10-minute soak is `scripts/soak.sh`).
+SOAK_PROFILE=dev scripts/soak.sh 60
+scripts/fuzz.sh 60
+
 # The container image: a static binary FROM scratch, built and run with
 # podman (read-only root, non-root, clean stop on `podman stop`).
 image=$(deploy/build-image.sh localhost/wasmhost:test | tail -n 1)
