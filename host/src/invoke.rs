@@ -170,8 +170,7 @@ async fn run(
     client_gone: Arc<AtomicBool>,
     ticks: Arc<AtomicU32>,
 ) {
-    let limits = service.limits();
-    let deadline = call.started + limits.timeout;
+    let deadline = call.started + service.limits().timeout;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let head_status = Arc::new(std::sync::Mutex::new(None::<u16>));
@@ -190,10 +189,10 @@ async fn run(
     let head_tx = {
         let head_status = head_status.clone();
         let head_refused = head_refused.clone();
-        let limits = limits.clone();
+        let service = service.clone();
         move |head: Head| {
             let head = match head {
-                Ok(response) if refuses_head(response.headers(), &limits) => {
+                Ok(response) if service.limits().refuses_head(response.headers()) => {
                     head_refused.store(true, Ordering::Release);
                     Err("response head over `max_http_fields`".to_owned())
                 }
@@ -378,20 +377,6 @@ async fn call_guest(
                 .await?
         }
     }
-}
-
-/// Whether a guest's response head is refused (502 `bad_response`): more
-/// header fields than `max_http_fields`, or more bytes than
-/// `max_http_fields_size` as sent (`name: value\r\n`).
-pub(crate) fn refuses_head(headers: &http::HeaderMap, limits: &crate::limits::Limits) -> bool {
-    if headers.len() > limits.max_http_fields as usize {
-        return true;
-    }
-    let bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    bytes as u64 > limits.max_http_fields_size
 }
 
 /// Sets the response's `x-request-id` to the request's id (whatever the

@@ -201,6 +201,24 @@ fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
     s.collect_str(&crate::manifest::units::HumanDuration(*d))
 }
 
+/// Bytes of a header section as sent (`name: value\r\n` per field).
+pub fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+impl Limits {
+    /// Whether a guest's response head is refused (502 `bad_response`):
+    /// more header fields than `max_http_fields`, or more bytes than
+    /// `max_http_fields_size` as sent.
+    pub fn refuses_head(&self, headers: &http::HeaderMap) -> bool {
+        headers.len() > self.max_http_fields as usize
+            || header_bytes(headers) as u64 > self.max_http_fields_size
+    }
+}
+
 /// Applying limits to a request's store: the one place that says what
 /// limits a request runs under.
 impl Limits {

@@ -38,7 +38,7 @@ use wasmtime_wasi_http::handler::{
 use crate::body::{HostBody, LimitedBody};
 use crate::component::Compiled;
 use crate::error_kind::ErrorKind;
-use crate::invoke::{Call, Failure, classify, refuses_head, stamp_request_id};
+use crate::invoke::{Call, Failure, classify, stamp_request_id};
 use crate::metrics::Finished;
 use crate::service::LoadedService;
 use crate::state::HostState;
@@ -201,7 +201,7 @@ pub async fn invoke(
     let request = request.map(|body| body.boxed_unsync());
     let answer = tokio::time::timeout_at(deadline.into(), handler.handle((), request)).await;
     let (response, error) = match answer {
-        Ok(Ok(response)) if refuses_head(response.headers(), service.limits()) => (
+        Ok(Ok(response)) if service.limits().refuses_head(response.headers()) => (
             ErrorKind::BadResponse.response(Some(&service.name), &call.request_id),
             Some(ErrorKind::BadResponse),
         ),

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::body::{HostBody, LimitedBody};
 use crate::error_kind::ErrorKind;
 use crate::invoke::{Call, InFlight, invoke};
+use crate::limits::header_bytes;
 use crate::manifest::HostConfig;
 use crate::metrics::{Finished, Metrics};
 use crate::registry::Registry;
@@ -213,7 +214,7 @@ impl Server {
             kind.response::<HostBody>(service, &request_id)
         };
 
-        if header_bytes(&request) > MAX_HEADER_BYTES {
+        if header_bytes(request.headers()) > MAX_HEADER_BYTES {
             let mut response = reject(ErrorKind::HeadersTooLarge, None);
             response
                 .headers_mut()
@@ -396,15 +397,6 @@ fn is_smuggling_vector<B>(request: &Request<B>) -> bool {
         return true;
     }
     lengths.any(|other| Some(other) != first)
-}
-
-/// Bytes of the request's header section as sent (`name: value\r\n`).
-fn header_bytes<B>(request: &Request<B>) -> usize {
-    request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum()
 }
 
 fn content_length<B>(request: &Request<B>) -> Option<u64> {
