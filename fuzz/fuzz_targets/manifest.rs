@@ -22,8 +22,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use wasmhost::manifest::{Manifest, Problems};
-use wasmhost::router::Router;
+use wasmhost::config::manifest::{Manifest, Problems};
+use wasmhost::config::router::Router;
 
 const PATH: &str = "fuzz/manifest.toml";
 

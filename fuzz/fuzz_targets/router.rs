@@ -23,7 +23,7 @@ use std::collections::HashSet;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use wasmhost::router::{Route, Router};
+use wasmhost::config::router::{Route, Router};
 
 const MAX_ROUTES: usize = 8;
 const MAX_PIECES: usize = 8;

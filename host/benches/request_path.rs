@@ -15,15 +15,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use wasmhost::body::LimitedBody;
-use wasmhost::cache::ArtifactCache;
-use wasmhost::component::{ComponentCache, Loader};
-use wasmhost::engine::Engines;
-use wasmhost::invoke::{Call, InFlight, invoke};
-use wasmhost::manifest::Manifest;
-use wasmhost::metrics::Metrics;
-use wasmhost::reload::Reloader;
-use wasmhost::service::LoadedService;
+use wasmhost::config::manifest::Manifest;
+use wasmhost::dataplane::body::LimitedBody;
+use wasmhost::dataplane::outcome::InFlight;
+use wasmhost::dataplane::request::{Call, invoke};
+use wasmhost::observe::metrics::Metrics;
+use wasmhost::services::reload::Reloader;
+use wasmhost::services::service::LoadedService;
+use wasmhost::wasm::cache::ArtifactCache;
+use wasmhost::wasm::component::{ComponentCache, Loader};
+use wasmhost::wasm::engine::Engines;
 
 fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     let manifest_path = dir.join("bench.toml");

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmhost::router::{Route, Router};
+use wasmhost::config::router::{Route, Router};
 
 fn router(c: &mut Criterion) {
     let mut routes = Vec::new();

@@ -121,7 +121,7 @@ impl Cli {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::manifest::units::HumanDuration::try_from(text.to_owned())
+    crate::config::manifest::units::HumanDuration::try_from(text.to_owned())
         .map(|d| d.0)
         .map_err(|e| e.to_string())
 }

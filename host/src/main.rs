@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let logs = wasmhost::telemetry::init(cli.log_format());
+    let logs = wasmhost::observe::telemetry::init(cli.log_format());
     let code = match wasmhost::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

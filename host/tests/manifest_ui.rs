@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use wasmhost::manifest::Manifest;
+use wasmhost::config::manifest::Manifest;
 
 #[test]
 fn manifest_ui() {

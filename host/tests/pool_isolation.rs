@@ -8,8 +8,8 @@
 //! module written in WAT through the host's own engine; the end-to-end
 //! `hostile` suite covers linear memory through the real server.
 
-use wasmhost::engine::{Flavor, new_engine};
-use wasmhost::state::MemoryLimiter;
+use wasmhost::wasm::engine::{Flavor, new_engine};
+use wasmhost::wasm::state::MemoryLimiter;
 use wasmtime::{Engine, Instance, Module, Store};
 
 const MODULE: &str = r#"

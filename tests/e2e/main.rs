@@ -15,6 +15,7 @@ mod observability;
 mod reload;
 mod replicas;
 mod reuse;
+mod reuse_parity;
 mod routing;
 mod sandbox;
 mod scale;

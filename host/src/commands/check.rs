@@ -2,13 +2,13 @@
 //! every component; print every problem; exit 1 if there is any. Both leave
 //! the compiled code in `cache_dir`; `compile` says where.
 
-use crate::cache::ArtifactCache;
 use crate::cli::CheckArgs;
-use crate::component::{ComponentCache, Loader};
-use crate::engine::{Engines, pool_instances};
-use crate::manifest::Manifest;
-use crate::metrics::Metrics;
-use crate::reload::Reloader;
+use crate::config::manifest::Manifest;
+use crate::observe::metrics::Metrics;
+use crate::services::reload::Reloader;
+use crate::wasm::cache::ArtifactCache;
+use crate::wasm::component::{ComponentCache, Loader};
+use crate::wasm::engine::{Engines, pool_instances};
 
 /// Checks the manifest and its components without serving; `compile`
 /// reports the filled cache instead of "ok".

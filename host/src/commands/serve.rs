@@ -4,18 +4,20 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::admin::{self, AdminState};
-use crate::cache::ArtifactCache;
 use crate::cli::ServeArgs;
-use crate::component::{ComponentCache, Loader};
-use crate::engine::{Engines, EpochTicker, pool_instances};
-use crate::listen::{self, Plane};
-use crate::manifest::{Manifest, Problems};
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
-use crate::reload::Reloader;
-use crate::server::Server;
-use crate::{lanes, registry, shutdown, watch};
+use crate::config::manifest::{Manifest, Problems};
+use crate::control::admin::{self, AdminState};
+use crate::control::readiness::Readiness;
+use crate::control::shutdown;
+use crate::dataplane::lanes;
+use crate::dataplane::listen::{self, Plane};
+use crate::dataplane::server::Server;
+use crate::observe::metrics::Metrics;
+use crate::services::reload::Reloader;
+use crate::services::{registry, watch};
+use crate::wasm::cache::ArtifactCache;
+use crate::wasm::component::{ComponentCache, Loader};
+use crate::wasm::engine::{Engines, EpochTicker, pool_instances};
 
 /// Task polls between two checks for socket readiness (see `serve`).
 const EVENT_INTERVAL: u32 = 4;
@@ -26,7 +28,7 @@ const EVENT_INTERVAL: u32 = 4;
 /// Threads: one I/O worker per core, each a current-thread runtime with its
 /// own `SO_REUSEPORT` listener, so a connection, its requests and their
 /// guests stay on one thread; a low-priority slow lane for guests that
-/// compute for long (see [`crate::lanes`]); and the control runtime on the
+/// compute for long (see [`crate::dataplane::lanes`]); and the control runtime on the
 /// main thread (admin plane, signals, reloads).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.manifest).map_err(reported)?;

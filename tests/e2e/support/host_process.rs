@@ -127,6 +127,23 @@ impl Host {
             .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
+    /// Waits (up to 10 s) until the `/metrics` sample `sample` satisfies
+    /// `ok`, and returns its value; panics with the logs otherwise.
+    pub fn wait_for_metric(&self, sample: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(sample);
+            if ok(value) {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                self.dump_logs();
+                panic!("`{sample}` is still {value}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends `req`, returning transport errors (aborted responses) as `Err`.
     pub fn try_send(&self, req: Req) -> Result<Resp, String> {
         req.send(self.addr)

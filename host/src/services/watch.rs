@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use crate::reload::{Reloader, Watched, watch_key};
+use crate::services::reload::{Reloader, Watched, watch_key};
 
 /// How long the folders must be quiet before a reload starts: long enough
 /// to coalesce an editor's or a compiler's burst of writes, short enough

@@ -7,7 +7,7 @@
 //! on the second engine, created only when the first 0.3 component loads.
 //! Both link every WASI interface of their version.
 //!
-//! The sandbox is closed by policy in [`crate::state`], not by leaving imports
+//! The sandbox is closed by policy in [`crate::wasm::state`], not by leaving imports
 //! out: real components import far more than the `proxy` world (cli,
 //! filesystem, sockets, ...), so all of it is linked.
 
@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::state::HostState;
+use crate::wasm::state::HostState;
 
 /// How often the engine's epoch advances. Every running guest reaches an
 /// epoch check within one period, where it yields to the async executor (so a

@@ -4,13 +4,7 @@
 //! the built-in defaults below, then `[defaults]`, then the service's own
 //! keys (`Limits::with_overrides`). Nothing else in the host picks a limit.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-use wasmtime::{Store, UpdateDeadline};
-
-use crate::state::HostState;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
@@ -198,7 +192,7 @@ fn serialize_fuel<S: Serializer>(fuel: &Option<u64>, s: S) -> Result<S::Ok, S::E
 
 /// Durations as the manifest writes them: `10s`, `1m30s`, `250ms`.
 fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&crate::manifest::units::HumanDuration(*d))
+    s.collect_str(&crate::config::manifest::units::HumanDuration(*d))
 }
 
 /// Bytes of a header section as sent (`name: value\r\n` per field).
@@ -216,43 +210,6 @@ impl Limits {
     pub fn refuses_head(&self, headers: &http::HeaderMap) -> bool {
         headers.len() > self.max_http_fields as usize
             || header_bytes(headers) as u64 > self.max_http_fields_size
-    }
-}
-
-/// Applying limits to a request's store: the one place that says what
-/// limits a request runs under.
-impl Limits {
-    /// Applies these limits to a request's store: the memory limiter, the
-    /// resource-handle and hostcall limits, the fuel, and the epoch callback that yields to other tasks every tick
-    /// (counting the ticks in `ticks`, see [`crate::lanes`]) and interrupts
-    /// the guest once `deadline` has passed.
-    pub fn apply(
-        &self,
-        store: &mut Store<HostState>,
-        deadline: Instant,
-        ticks: Arc<AtomicU32>,
-    ) -> anyhow::Result<()> {
-        store.limiter(|state| &mut state.limiter);
-        let handles = self.max_resource_handles as usize;
-        store.data_mut().table.set_max_capacity(handles);
-        store.set_max_component_handles(handles);
-        store.set_hostcall_fuel(usize::try_from(self.hostcall_fuel).unwrap_or(usize::MAX));
-        if !crate::engine::metered() {
-            return Ok(());
-        }
-        store
-            .set_fuel(self.fuel.unwrap_or(u64::MAX))
-            .map_err(anyhow::Error::from)?;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            ticks.fetch_add(1, Ordering::Relaxed);
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        Ok(())
     }
 }
 

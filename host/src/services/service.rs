@@ -7,25 +7,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::Store;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use crate::cache::Source;
-use crate::component::{Compiled, Loader, World};
-use crate::error_kind::ErrorKind;
-use crate::guest_log::{GuestLog, Stream};
-use crate::limits::Limits;
-use crate::manifest::{OutboundRule, ServiceConfig};
-use crate::metrics::{Metrics, ServiceMetrics};
-use crate::outbound::OutboundPolicy;
-use crate::reuse::Reuse;
-use crate::state::{HostState, MemoryLimiter};
+use crate::config::limits::Limits;
+use crate::config::manifest::ServiceConfig;
+use crate::dataplane::error_kind::ErrorKind;
+use crate::observe::metrics::{Metrics, ServiceMetrics};
+use crate::wasm::cache::Source;
+use crate::wasm::component::{Compiled, Loader, World};
+use crate::wasm::reuse::{Pool, Shared};
+use crate::wasm::sandbox::Sandbox;
+use crate::wasm::state::HostState;
 
 /// A service ready to take requests. Its compiled code comes and goes:
 /// loaded at start (or on the first request, with `lazy_start`), dropped
@@ -42,8 +36,8 @@ pub struct LoadedService {
     pub generation: u64,
     /// The service's metric handles.
     pub metrics: ServiceMetrics,
-    /// Outbound rules, shared by every request's policy.
-    outbound: Arc<[OutboundRule]>,
+    /// What its guests may touch and their limits, shared by every request.
+    pub sandbox: Arc<Sandbox>,
     /// Requests running, bounded by `max_concurrency`.
     running: Arc<Semaphore>,
     /// Requests waiting for a running slot; bounded by `max_concurrency` too.
@@ -63,20 +57,38 @@ pub struct LoadedService {
     loader: Arc<Loader>,
 }
 
-/// A service's compiled code, and what is built on it.
+/// A service's compiled code, and the instances kept of it.
 pub struct Code {
     /// The compiled component (shared with other services using the same
     /// bytes).
     pub compiled: Arc<Compiled>,
-    /// Reused WASI 0.3 instances, when the service reuses them.
-    reuse: OnceLock<ProxyHandler<Reuse>>,
+    /// How requests get their instance beyond a fresh one each.
+    instances: Instances,
+}
+
+/// Where a request's instance comes from (see [`crate::wasm::reuse`]).
+enum Instances {
+    /// A fresh instance per request (the default).
+    Fresh,
+    /// Reused instances, one request at a time each.
+    Pool(Pool),
+    /// Shared WASI 0.3 instances, several requests at once each.
+    Shared(ProxyHandler<Shared>),
 }
 
 impl Code {
-    fn new(compiled: Arc<Compiled>) -> Arc<Code> {
+    fn new(compiled: Arc<Compiled>, sandbox: &Arc<Sandbox>) -> Arc<Code> {
+        let limits = &sandbox.limits;
+        let instances = if limits.max_requests_per_instance <= 1 {
+            Instances::Fresh
+        } else if compiled.world == World::Service && limits.max_concurrent_per_instance > 1 {
+            Instances::Shared(Shared::handler(sandbox.clone(), compiled.clone()))
+        } else {
+            Instances::Pool(Pool::new(limits))
+        };
         Arc::new(Code {
             compiled,
-            reuse: OnceLock::new(),
+            instances,
         })
     }
 
@@ -85,15 +97,22 @@ impl Code {
         &self.compiled.pre
     }
 
-    /// The handler of reused instances, when this is a WASI 0.3 service
-    /// with `max_requests_per_instance` above 1 (see [`crate::reuse`]).
-    pub fn reuse_handler(&self, service: &Arc<LoadedService>) -> Option<&ProxyHandler<Reuse>> {
-        let reuses = self.compiled.world == World::Service
-            && service.config.limits.max_requests_per_instance > 1;
-        reuses.then(|| {
-            self.reuse
-                .get_or_init(|| Reuse::handler(service, self.compiled.clone()))
-        })
+    /// The pool of reused instances, when the service reuses them one
+    /// request at a time.
+    pub fn pool(&self) -> Option<&Pool> {
+        match &self.instances {
+            Instances::Pool(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The handler of shared instances, when this is a WASI 0.3 service
+    /// with `max_concurrent_per_instance` above 1.
+    pub fn shared(&self) -> Option<&ProxyHandler<Shared>> {
+        match &self.instances {
+            Instances::Shared(handler) => Some(handler),
+            _ => None,
+        }
     }
 }
 
@@ -116,7 +135,7 @@ impl LoadedService {
         metrics: &Metrics,
         loader: Arc<Loader>,
     ) -> Self {
-        let outbound = config.allowed_outbound_hosts.clone().into();
+        let sandbox = Arc::new(Sandbox::new(&config));
         let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
         let metrics = metrics.service(&config.name);
         metrics.loaded.set(i64::from(compiled.is_some()));
@@ -130,10 +149,10 @@ impl LoadedService {
             sha256,
             generation,
             metrics,
-            outbound,
             running,
             queued: AtomicUsize::new(0),
-            code: ArcSwapOption::new(compiled.map(Code::new)),
+            code: ArcSwapOption::new(compiled.map(|c| Code::new(c, &sandbox))),
+            sandbox,
             world,
             loading: Arc::new(tokio::sync::Mutex::new(())),
             last_request: AtomicU64::new(uptime_ms()),
@@ -144,7 +163,16 @@ impl LoadedService {
 
     /// The service's limits.
     pub fn limits(&self) -> &Limits {
-        &self.config.limits
+        &self.sandbox.limits
+    }
+
+    /// Drops the reused instances that waited past `instance_idle_timeout`.
+    pub fn sweep_instances(&self) {
+        if let Some(code) = self.code.load().as_ref()
+            && let Some(pool) = code.pool()
+        {
+            pool.sweep();
+        }
     }
 
     /// Whether the code is in memory.
@@ -185,7 +213,7 @@ impl LoadedService {
             Ok((compiled, source)) => {
                 let seconds = started.elapsed().as_secs_f64();
                 let _ = self.world.set(compiled.world);
-                let code = Code::new(Arc::new(compiled));
+                let code = Code::new(Arc::new(compiled), &self.sandbox);
                 self.code.store(Some(code.clone()));
                 self.metrics.loaded.set(1);
                 self.metrics.cold_starts.inc();
@@ -263,58 +291,5 @@ impl LoadedService {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ErrorKind::Overloaded),
         }
-    }
-
-    /// A fresh store for one request: the sandbox (env, read-only preopens,
-    /// no sockets, guest output to the log), outbound policy, and every limit
-    /// applied (see [`Limits::apply`]).
-    pub fn new_store(
-        &self,
-        compiled: &Compiled,
-        request_id: &Arc<str>,
-        deadline: Instant,
-        ticks: Arc<std::sync::atomic::AtomicU32>,
-    ) -> anyhow::Result<Store<HostState>> {
-        let limits = &self.config.limits;
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.config.env)
-            .stdout(GuestLog::new(
-                Stream::Stdout,
-                self.name.clone(),
-                request_id.clone(),
-            ))
-            .stderr(GuestLog::new(
-                Stream::Stderr,
-                self.name.clone(),
-                request_id.clone(),
-            ))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .max_random_size(limits.max_random_bytes);
-        for (guest, host) in &self.config.files {
-            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("opening `{}` for the guest", host.display()))?;
-        }
-        let mut http = WasiHttpCtx::new();
-        http.set_field_size_limit(
-            usize::try_from(limits.max_http_fields_size).unwrap_or(usize::MAX),
-        );
-        let state = HostState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http,
-            outbound: OutboundPolicy::new(
-                self.outbound.clone(),
-                self.name.clone(),
-                request_id.clone(),
-                limits,
-            ),
-            limiter: MemoryLimiter::new(limits.memory),
-        };
-        let mut store = Store::new(&compiled.engine, state);
-        limits.apply(&mut store, deadline, ticks)?;
-        Ok(store)
     }
 }

@@ -1,13 +1,15 @@
 //! Per-request store data: the WASI context, the resource table, the HTTP
 //! context and policy, and the memory limiter. A fresh `HostState` is built
-//! for every request; nothing survives into the next one.
+//! for every request (see [`crate::wasm::sandbox`]); only a service that opts
+//! into instance reuse keeps one across requests.
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::outbound::OutboundPolicy;
+use crate::wasm::guest_log::GuestLog;
+use crate::wasm::outbound::OutboundPolicy;
 
 /// What one request's `Store` holds.
 pub struct HostState {
@@ -21,6 +23,9 @@ pub struct HostState {
     pub outbound: OutboundPolicy,
     /// Enforces the service's memory limit and remembers refusals.
     pub limiter: MemoryLimiter,
+    /// The guest's stdout and stderr sinks, kept to tag their lines with the
+    /// request a reused instance serves now.
+    pub output: [GuestLog; 2],
 }
 
 impl WasiView for HostState {
@@ -51,9 +56,11 @@ pub struct MemoryLimiter {
     max_memory: usize,
     /// Bytes currently held, summed over all memories.
     current: usize,
-    /// The most the instance ever held (for metrics and logs).
+    /// The most the instance held during the current request (for metrics
+    /// and logs).
     pub peak: usize,
-    /// Set when a grow was refused; read when classifying a failure.
+    /// Set when a grow was refused during the current request; read when
+    /// classifying a failure.
     pub refused: bool,
 }
 
@@ -69,6 +76,13 @@ impl MemoryLimiter {
             peak: 0,
             refused: false,
         }
+    }
+
+    /// A request starts on this instance: its peak starts from what the
+    /// instance holds now, and no refusal is on its record.
+    pub fn start_request(&mut self) {
+        self.peak = self.current;
+        self.refused = false;
     }
 }
 

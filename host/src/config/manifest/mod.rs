@@ -28,8 +28,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use toml::de::DeTable;
 
-use crate::limits::Limits;
-use crate::router::Route;
+use crate::config::limits::Limits;
+use crate::config::router::Route;
 
 pub use outbound_rule::OutboundRule;
 pub use problem::{Problem, Problems};
@@ -204,7 +204,7 @@ fn serialize_pairs<S: Serializer, V: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::Router;
+    use crate::config::router::Router;
 
     /// A file that exists wherever the tests run, to stand in for a component.
     const COMPONENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::router::Router;
-use crate::service::LoadedService;
+use crate::config::router::Router;
+use crate::services::service::LoadedService;
 
 /// One consistent view of the services and the routes to them.
 pub struct Snapshot {
@@ -69,9 +69,10 @@ impl Registry {
 pub async fn unload_idle(registry: Arc<Registry>) {
     loop {
         let snapshot = registry.load();
-        let now = crate::service::uptime_ms();
+        let now = crate::services::service::uptime_ms();
         let mut unloaded = 0;
         for service in &snapshot.services {
+            service.sweep_instances();
             unloaded += usize::from(service.unload_if_idle(now));
         }
         if unloaded > 0 {

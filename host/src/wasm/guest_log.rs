@@ -44,7 +44,9 @@ pub struct GuestLog {
 struct Inner {
     stream: Stream,
     service: Arc<str>,
-    request_id: Arc<str>,
+    /// The request the instance serves now (a reused instance serves
+    /// several, one after the other).
+    request_id: Mutex<Arc<str>>,
     /// Bytes since the last newline.
     pending: Mutex<Vec<u8>>,
 }
@@ -56,10 +58,25 @@ impl GuestLog {
             inner: Arc::new(Inner {
                 stream,
                 service,
-                request_id,
+                request_id: Mutex::new(request_id),
                 pending: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Tags the lines written from now on with `request_id`. A line left
+    /// unfinished by the previous request is logged with that request first.
+    pub fn set_request_id(&self, request_id: Arc<str>) {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
+            self.inner.emit(&pending);
+            pending.clear();
+        }
+        *self
+            .inner
+            .request_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = request_id;
     }
 
     fn write_all(&self, mut bytes: &[u8]) {
@@ -89,10 +106,15 @@ impl Inner {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.strip_suffix('\r').unwrap_or(&line);
+        let request_id = self
+            .request_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         tracing::info!(
             target: "wasmhost::guest",
             service = %self.service,
-            request_id = %self.request_id,
+            request_id = %request_id,
             stream = self.stream.name(),
             line,
             "guest output"

@@ -35,7 +35,7 @@ pub const SLOW_LANE_NICE: i32 = 10;
 
 /// Spawns a guest task on the current (I/O) runtime; it moves to `slow`
 /// once `ticks` (counted by the guest's epoch callback, see
-/// [`crate::limits::Limits::apply`]) reaches [`FIRST_SLICE_TICKS`].
+/// [`crate::config::limits::Limits::apply`]) reaches [`FIRST_SLICE_TICKS`].
 pub fn spawn_guest<F>(slow: &Handle, ticks: Arc<AtomicU32>, task: F)
 where
     F: Future<Output = ()> + Send + 'static,

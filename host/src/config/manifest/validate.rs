@@ -16,8 +16,8 @@ use super::problem::Collector;
 use super::schema::{DefaultsSection, ManifestSpec, ServiceSection};
 use super::units::{OutboundRule, RoutePrefix};
 use super::{HostConfig, Manifest, ServiceConfig};
-use crate::limits::{LimitOverrides, Limits, MIN_MEMORY};
-use crate::router::Route;
+use crate::config::limits::{LimitOverrides, Limits, MIN_MEMORY};
+use crate::config::router::Route;
 
 /// Builds the manifest, recording every semantic problem in `cx`. The
 /// result is only meaningful when `cx` has no problems afterwards.

@@ -26,7 +26,7 @@ pub fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
 /// Installs the SIGHUP handler; the future reloads the manifest on every
 /// SIGHUP, off the request path.
 pub fn reload_on_hangup(
-    reloader: Arc<crate::reload::Reloader>,
+    reloader: Arc<crate::services::reload::Reloader>,
 ) -> anyhow::Result<impl Future<Output = ()>> {
     let mut hangup = signal(SignalKind::hangup())?;
     Ok(async move {

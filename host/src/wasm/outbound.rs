@@ -8,8 +8,8 @@ use std::sync::Arc;
 use http::uri::Scheme;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::limits::Limits;
-use crate::manifest::OutboundRule;
+use crate::config::limits::Limits;
+use crate::config::manifest::OutboundRule;
 
 /// Outbound-request hooks for one request's store.
 pub struct OutboundPolicy {
@@ -41,6 +41,12 @@ impl OutboundPolicy {
             max_fields: limits.max_http_fields as usize,
             body_buffer: usize::try_from(limits.outbound_body_buffer).unwrap_or(usize::MAX),
         }
+    }
+
+    /// Refusals are logged with `request_id` from now on (a reused
+    /// instance serves several requests).
+    pub fn set_request_id(&mut self, request_id: Arc<str>) {
+        self.request_id = request_id;
     }
 
     /// Why `request` may not be sent, if it may not: its target is not in

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::component::{ComponentBytes, ComponentCache, LoadError};
-use crate::manifest::{Manifest, Problem, Problems, ServiceConfig};
-use crate::metrics::Metrics;
-use crate::registry::{Registry, Snapshot};
-use crate::service::LoadedService;
+use crate::config::manifest::{Manifest, Problem, Problems, ServiceConfig};
+use crate::observe::metrics::Metrics;
+use crate::services::registry::{Registry, Snapshot};
+use crate::services::service::LoadedService;
+use crate::wasm::component::{ComponentBytes, ComponentCache, LoadError};
 
 /// What a reload did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -264,7 +264,7 @@ fn start_service(
     };
     tracing::info!(
         service = %config.name,
-        world = ?compiled.as_ref().map(|c| c.world),
+        world = compiled.as_ref().map(|c| c.world.as_str()),
         sha256 = %read.sha256,
         loaded = compiled.is_some(),
         "service ready"
@@ -302,7 +302,7 @@ fn component_problem(manifest: &Manifest, config: &ServiceConfig, err: &LoadErro
 }
 
 /// The files whose changes matter and the folders to watch for them.
-/// Folders are watched (see [`crate::watch`]); an event counts only when it
+/// Folders are watched (see [`crate::services::watch`]); an event counts only when it
 /// names one of `files`, so unrelated files in the same folder (a log file,
 /// the cache) never trigger reloads.
 #[derive(Debug, Clone, Default, PartialEq)]

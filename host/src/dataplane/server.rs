@@ -3,9 +3,7 @@
 //! [`invoke`]. `Server::serve(listener, shutdown)` runs until `shutdown`
 //! completes, then drains in-flight requests for up to `shutdown_grace`.
 
-use std::cell::Cell;
 use std::convert::Infallible;
-use std::hash::{BuildHasher, RandomState};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,14 +17,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::body::{HostBody, LimitedBody};
-use crate::error_kind::ErrorKind;
-use crate::invoke::{Call, InFlight, invoke};
-use crate::limits::header_bytes;
-use crate::manifest::HostConfig;
-use crate::metrics::{Finished, Metrics};
-use crate::registry::Registry;
-use crate::service::{LoadedService, uptime_ms};
+use crate::config::limits::header_bytes;
+use crate::config::manifest::HostConfig;
+use crate::dataplane::body::{HostBody, LimitedBody};
+use crate::dataplane::error_kind::ErrorKind;
+use crate::dataplane::outcome::{InFlight, Report, Strategy};
+use crate::dataplane::request::{Call, invoke};
+use crate::observe::metrics::Metrics;
+use crate::services::registry::Registry;
+use crate::services::service::{LoadedService, uptime_ms};
 
 /// The most request-header bytes (names, values and separators) a request
 /// may carry; more is 431 `headers_too_large`.
@@ -42,7 +41,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The data-plane server.
 pub struct Server {
-    /// Where guests that compute for long continue (see [`crate::lanes`]).
+    /// Where guests that compute for long continue (see [`crate::dataplane::lanes`]).
     slow_lane: tokio::runtime::Handle,
     /// The live routes and services.
     registry: Arc<Registry>,
@@ -189,29 +188,25 @@ impl Server {
         let _active = Active(self);
         let request_id: Arc<str> = request_id(&request).into();
         let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
-            match service {
-                Some(service) => service.metrics.finished(Finished {
-                    status: kind.status().as_u16(),
-                    seconds: started.elapsed().as_secs_f64(),
-                    fuel: None,
-                    peak_memory: None,
-                    error: Some(kind),
-                }),
-                None => self.metrics.host_error(kind),
+            if service.is_none() {
+                self.metrics.host_error(kind);
             }
-            let service = service.map(|s| &*s.name);
-            tracing::info!(
-                target: "wasmhost::request",
-                service,
-                request_id = %request_id,
-                method = %request.method(),
-                path = request.uri().path(),
-                status = kind.status().as_u16(),
-                error = kind.as_str(),
-                duration_ms = started.elapsed().as_secs_f64() * 1e3,
-                "request rejected"
-            );
-            kind.response::<HostBody>(service, &request_id)
+            Report {
+                service: service.map(|s| (&*s.name, &s.metrics)),
+                request_id: &request_id,
+                trace_id: None,
+                method: request.method(),
+                path: request.uri().path(),
+                started,
+                status: kind.status().as_u16(),
+                error: Some(kind),
+                cause: None,
+                client_gone: false,
+                usage: None,
+                strategy: Strategy::Rejected,
+            }
+            .record();
+            kind.response::<HostBody>(service.map(|s| &*s.name), &request_id)
         };
 
         if header_bytes(request.headers()) > MAX_HEADER_BYTES {
@@ -355,28 +350,9 @@ fn request_id<B>(request: &Request<B>) -> String {
         .unwrap_or_else(new_request_id)
 }
 
-/// A new random 128-bit request id, as 32 hex digits.
+/// A new random 128-bit request id, as 32 hex digits (fast, not a secret).
 fn new_request_id() -> String {
-    thread_local! {
-        static STATE: Cell<(u64, u64)> = Cell::new({
-            let seed = RandomState::new();
-            (seed.hash_one(1u8) | 1, seed.hash_one(2u8) | 1)
-        });
-    }
-    STATE.with(|state| {
-        let (mut a, mut b) = state.get();
-        // xorshift128+: fast and plenty unique for ids (not a secret).
-        let mut next = || {
-            let (mut s1, s0) = (a, b);
-            a = s0;
-            s1 ^= s1 << 23;
-            b = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-            b.wrapping_add(s0)
-        };
-        let id = format!("{:016x}{:016x}", next(), next());
-        state.set((a, b));
-        id
-    })
+    format!("{:032x}", fastrand::u128(..))
 }
 
 /// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).

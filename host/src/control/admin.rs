@@ -25,10 +25,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
-use crate::registry::Registry;
-use crate::reload::Reloader;
+use crate::control::readiness::Readiness;
+use crate::observe::metrics::Metrics;
+use crate::services::registry::Registry;
+use crate::services::reload::Reloader;
 
 /// The environment variable holding the admin bearer token.
 pub const TOKEN_VAR: &str = "WASMHOST_ADMIN_TOKEN";
@@ -63,8 +63,15 @@ pub fn token_for(addr: SocketAddr) -> anyhow::Result<Option<String>> {
 /// Serves the admin plane on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of
+                // spinning on the error (as the data plane does).
+                tracing::warn!(error = %err, plane = "admin", "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let state = state.clone();
         tokio::spawn(async move {
@@ -182,16 +189,12 @@ fn authorized<B>(token: Option<&str>, request: &Request<B>) -> bool {
     else {
         return false;
     };
-    constant_time_eq(given.as_bytes(), token.as_bytes())
-}
-
-/// Compares without an early exit, so the time taken does not reveal how
-/// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // Compared in constant time, so the time taken does not reveal how
+    // much of a guessed token was right.
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        token.as_bytes(),
+    ))
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -12,10 +12,10 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::handler::ProxyPre;
 
-use crate::cache::{ArtifactCache, Source};
-use crate::engine::{Engines, Flavor, Runtime};
-use crate::metrics::Metrics;
-use crate::state::HostState;
+use crate::observe::metrics::Metrics;
+use crate::wasm::cache::{ArtifactCache, Source};
+use crate::wasm::engine::{Engines, Flavor, Runtime};
+use crate::wasm::state::HostState;
 
 /// Which WASI HTTP world a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -25,6 +25,16 @@ pub enum World {
     Proxy,
     /// `wasi:http/handler@0.3.x` (the `service` world).
     Service,
+}
+
+impl World {
+    /// The world's name, as logs and the admin API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Proxy => "proxy",
+            World::Service => "service",
+        }
+    }
 }
 
 /// A component compiled and pre-instantiated: imports resolved once,
@@ -112,7 +122,7 @@ impl Compiled {
 /// Makes components ready to run, from the precompiled cache when it has
 /// their machine code, else by compiling. Shared by the reloader and by
 /// services loading again after an idle unload (see
-/// [`crate::service::LoadedService::code`]).
+/// [`crate::services::service::LoadedService::code`]).
 pub struct Loader {
     engines: Engines,
     artifacts: ArtifactCache,

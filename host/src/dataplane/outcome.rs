@@ -1,0 +1,230 @@
+//! How a request ended: the one place that classifies a guest's failure,
+//! writes the request's log event and records its metrics. Every request —
+//! rejected before it ran, run on a fresh instance, on a pooled one or on a
+//! shared one — ends here, so all of them are reported alike.
+
+use std::time::Instant;
+
+use prometheus_client::metrics::gauge::Gauge;
+use wasmtime::Trap;
+
+use crate::dataplane::error_kind::ErrorKind;
+use crate::observe::metrics::{Finished, ServiceMetrics};
+
+/// Counts a request in `wasmhost_requests_in_flight` while alive.
+pub struct InFlight(Gauge);
+
+impl InFlight {
+    /// Counts one more request in `gauge`.
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Why a guest did not finish cleanly.
+pub enum Failure {
+    /// The guest's own error (trap, fuel, interrupt, ...).
+    Guest(wasmtime::Error),
+    /// The wall-clock deadline passed while the host was waiting.
+    Timeout,
+}
+
+/// The error kind a failed guest is reported as. `memory_refused`: the
+/// memory limit refused a grow during the request; `body_exceeded`: the
+/// request body crossed `max_request_body`.
+pub fn classify(failure: &Failure, memory_refused: bool, body_exceeded: bool) -> ErrorKind {
+    match failure {
+        Failure::Timeout => ErrorKind::Timeout,
+        Failure::Guest(error) => classify_error(error, memory_refused, body_exceeded),
+    }
+}
+
+/// The error kind of a guest's own error (see [`classify`]).
+pub fn classify_error(
+    error: &wasmtime::Error,
+    memory_refused: bool,
+    body_exceeded: bool,
+) -> ErrorKind {
+    let trap = error.downcast_ref::<Trap>().copied().or_else(|| {
+        error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<Trap>().copied())
+    });
+    match trap {
+        Some(Trap::OutOfFuel) => ErrorKind::FuelExhausted,
+        Some(Trap::Interrupt) => ErrorKind::Timeout,
+        _ if body_exceeded => ErrorKind::BodyTooLarge,
+        _ if memory_refused => ErrorKind::MemoryExhausted,
+        _ if error
+            .chain()
+            .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>()) =>
+        {
+            ErrorKind::Overloaded
+        }
+        _ => ErrorKind::Trap,
+    }
+}
+
+/// What the guest used during a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// Peak linear memory, in bytes.
+    pub peak_memory: usize,
+}
+
+/// How a request was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Refused before a guest ran (routing, admission, limits, loading).
+    Rejected,
+    /// A fresh instance.
+    Fresh,
+    /// A pooled instance, one request at a time (`served` before this one).
+    Pooled,
+    /// A shared WASI 0.3 instance with other requests at once.
+    Shared,
+}
+
+impl Strategy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Rejected => "rejected",
+            Strategy::Fresh => "fresh",
+            Strategy::Pooled => "pooled",
+            Strategy::Shared => "shared",
+        }
+    }
+}
+
+/// Everything reported about one ended request.
+pub struct Report<'a> {
+    /// The service and its metric handles; `None` when no route matched
+    /// or the request was refused before routing.
+    pub service: Option<(&'a str, &'a ServiceMetrics)>,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The trace id of an incoming `traceparent`.
+    pub trace_id: Option<&'a str>,
+    /// The request's method.
+    pub method: &'a http::Method,
+    /// The request's path.
+    pub path: &'a str,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The status sent (or that would have been sent).
+    pub status: u16,
+    /// The host-made error, if the request failed.
+    pub error: Option<ErrorKind>,
+    /// What wasmtime said about the failure.
+    pub cause: Option<String>,
+    /// The client left before the response ended: a guest failure caused
+    /// by that is not counted as the service's.
+    pub client_gone: bool,
+    /// What the guest used; `None` if no guest ran for this request alone.
+    pub usage: Option<Usage>,
+    /// How the request was served.
+    pub strategy: Strategy,
+}
+
+impl Report<'_> {
+    /// Writes the request's one log event (`event = "request"`; `warn` for
+    /// a failure that is the service's) and records its metrics.
+    pub fn record(self) {
+        let duration = self.started.elapsed();
+        let duration_ms = duration.as_secs_f64() * 1e3;
+        let error = self.error.filter(|_| !self.client_gone);
+        let service = self.service.map(|(name, _)| name);
+        let (fuel, peak_memory) = match self.usage {
+            Some(usage) => (Some(usage.fuel), Some(usage.peak_memory)),
+            None => (None, None),
+        };
+        macro_rules! event {
+            ($level:ident, $message:literal) => {
+                tracing::$level!(
+                    target: "wasmhost::request",
+                    event = "request",
+                    service,
+                    request_id = self.request_id,
+                    method = %self.method,
+                    path = self.path,
+                    status = self.status,
+                    error = self.error.map(ErrorKind::as_str),
+                    cause = self.cause,
+                    client_gone = self.client_gone,
+                    trace_id = self.trace_id,
+                    duration_ms,
+                    fuel,
+                    peak_memory,
+                    instance = self.strategy.as_str(),
+                    $message
+                )
+            };
+        }
+        match (self.strategy, error) {
+            (Strategy::Rejected, _) => event!(info, "request rejected"),
+            (_, Some(_)) => event!(warn, "request failed"),
+            (_, None) => event!(info, "request"),
+        }
+        if let Some((_, metrics)) = self.service {
+            metrics.finished(Finished {
+                status: self.status,
+                seconds: duration.as_secs_f64(),
+                fuel,
+                peak_memory,
+                error,
+            });
+        }
+    }
+}
+
+/// Sets the response's `x-request-id` to the request's id (whatever the
+/// guest put there).
+pub fn stamp_request_id(headers: &mut http::HeaderMap, request_id: &str) {
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest(error: wasmtime::Error) -> Failure {
+        Failure::Guest(error)
+    }
+
+    #[test]
+    fn fuel_and_interrupt_traps_name_their_limit_wherever_they_sit_in_the_chain() {
+        let fuel = wasmtime::Error::from(Trap::OutOfFuel);
+        assert_eq!(
+            classify(&guest(fuel), false, false),
+            ErrorKind::FuelExhausted
+        );
+        let wrapped = wasmtime::Error::from(Trap::Interrupt).context("running the handler");
+        assert_eq!(classify(&guest(wrapped), false, false), ErrorKind::Timeout);
+        assert_eq!(classify(&Failure::Timeout, true, true), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn a_trap_after_a_refused_grow_is_memory_exhausted_and_a_plain_one_is_a_trap() {
+        let trap = || wasmtime::Error::from(Trap::UnreachableCodeReached);
+        assert_eq!(
+            classify(&guest(trap()), true, false),
+            ErrorKind::MemoryExhausted
+        );
+        assert_eq!(classify(&guest(trap()), false, false), ErrorKind::Trap);
+        assert_eq!(
+            classify(&guest(trap()), true, true),
+            ErrorKind::BodyTooLarge
+        );
+    }
+}

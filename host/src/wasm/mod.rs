@@ -1,0 +1,19 @@
+//! The wasmtime side: engines, compiled code, and what a guest may touch.
+//!
+//! - [`engine`]: the engines (async, pooling allocator, fuel, epochs), the linkers, the epoch ticker.
+//! - [`cache`]: the precompiled-artifact cache on disk (`cache_dir`).
+//! - [`component`]: compiled components and their in-memory cache by content hash.
+//! - [`sandbox`]: a service version's sandbox and the one function that builds a `Store` from it.
+//! - [`state`]: per-request store data (`HostState`), its WASI views and the memory limiter.
+//! - [`outbound`]: the outbound HTTP policy (`allowed_outbound_hosts`).
+//! - [`reuse`]: instances that serve more than one request: a pool (one at a time) or shared (WASI 0.3, several at once).
+//! - [`guest_log`]: a guest's stdout/stderr turned into log events.
+
+pub mod cache;
+pub mod component;
+pub mod engine;
+pub mod guest_log;
+pub mod outbound;
+pub mod reuse;
+pub mod sandbox;
+pub mod state;

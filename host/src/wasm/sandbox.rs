@@ -1,0 +1,152 @@
+//! A service version's sandbox, and the one function that builds a
+//! `Store` from it.
+//!
+//! A [`Sandbox`] is built once per service version (at load and at each
+//! reload that changes the service) and shared by `Arc` with every request:
+//! the guest's environment, its read-only preopens, its outbound rules and
+//! its limits. [`Sandbox::new_store`] is the only place a request's store is
+//! made, and [`Sandbox::arm`] the only place limits are put on one — for a
+//! fresh instance once, for a reused instance before each request, so a
+//! reused request runs under exactly the limits a fresh one does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::config::limits::Limits;
+use crate::config::manifest::{OutboundRule, ServiceConfig};
+use crate::wasm::guest_log::{GuestLog, Stream};
+use crate::wasm::outbound::OutboundPolicy;
+use crate::wasm::state::{HostState, MemoryLimiter};
+
+/// What a service's guests may touch, and under which limits.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The service's name: log events and outbound refusals carry it.
+    pub name: Arc<str>,
+    /// The resolved limits (`[defaults]` merged with the service's keys).
+    pub limits: Limits,
+    /// The guest's whole environment.
+    env: Vec<(String, String)>,
+    /// Read-only preopens: guest path → host directory.
+    files: Vec<(String, PathBuf)>,
+    /// `allowed_outbound_hosts`, shared by every request's policy.
+    outbound: Arc<[OutboundRule]>,
+}
+
+/// Which request a store serves now, and until when: what [`Sandbox::arm`]
+/// puts on a store besides the service's limits.
+pub struct Lease {
+    /// The request's id: guest output and outbound refusals are logged
+    /// with it.
+    pub request_id: Arc<str>,
+    /// The request's wall-clock deadline: the epoch callback interrupts the
+    /// guest once it has passed.
+    pub deadline: Instant,
+    /// Epoch ticks the guest has run across in this request, counted for
+    /// the slow lane (see [`crate::dataplane::lanes`]).
+    pub ticks: Arc<AtomicU32>,
+}
+
+impl Sandbox {
+    /// The sandbox of `config`'s service.
+    pub fn new(config: &ServiceConfig) -> Sandbox {
+        Sandbox {
+            name: config.name.as_str().into(),
+            limits: config.limits.clone(),
+            env: config.env.clone(),
+            files: config.files.clone(),
+            outbound: config.allowed_outbound_hosts.clone().into(),
+        }
+    }
+
+    /// A new store on `engine` for one request (or the first request of a
+    /// reused instance): the WASI context (env, read-only preopens, no
+    /// sockets, guest output to the log), the outbound policy, and every
+    /// limit applied with [`Sandbox::arm`].
+    pub fn new_store(&self, engine: &Engine, lease: Lease) -> anyhow::Result<Store<HostState>> {
+        let limits = &self.limits;
+        let output = [Stream::Stdout, Stream::Stderr]
+            .map(|stream| GuestLog::new(stream, self.name.clone(), lease.request_id.clone()));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.env)
+            .stdout(output[0].clone())
+            .stderr(output[1].clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(limits.max_random_bytes);
+        for (guest, host) in &self.files {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening `{}` for the guest", host.display()))?;
+        }
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(
+            usize::try_from(limits.max_http_fields_size).unwrap_or(usize::MAX),
+        );
+        let state = HostState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http,
+            outbound: OutboundPolicy::new(
+                self.outbound.clone(),
+                self.name.clone(),
+                lease.request_id.clone(),
+                limits,
+            ),
+            limiter: MemoryLimiter::new(limits.memory),
+            output,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let handles = limits.max_resource_handles as usize;
+        store.data_mut().table.set_max_capacity(handles);
+        store.set_max_component_handles(handles);
+        store.set_hostcall_fuel(usize::try_from(limits.hostcall_fuel).unwrap_or(usize::MAX));
+        self.arm(&mut store, lease)?;
+        Ok(store)
+    }
+
+    /// Readies `store` for the request `lease` names: full fuel, the epoch
+    /// callback that yields to other tasks every tick (counting the ticks)
+    /// and interrupts the guest once the deadline has passed, a fresh
+    /// peak-memory record, and the request id on guest output and outbound
+    /// refusals. A reused instance is armed again before each request.
+    pub fn arm(&self, store: &mut Store<HostState>, lease: Lease) -> anyhow::Result<()> {
+        let Lease {
+            request_id,
+            deadline,
+            ticks,
+        } = lease;
+        let state = store.data_mut();
+        state.limiter.start_request();
+        state.outbound.set_request_id(request_id.clone());
+        for output in &state.output {
+            output.set_request_id(request_id.clone());
+        }
+        if !crate::wasm::engine::metered() {
+            return Ok(());
+        }
+        store
+            .set_fuel(self.limits.fuel.unwrap_or(u64::MAX))
+            .map_err(anyhow::Error::from)?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks.fetch_add(1, Ordering::Relaxed);
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(())
+    }
+}
