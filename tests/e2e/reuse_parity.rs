@@ -21,7 +21,7 @@ fn pooled(extra: &[(&str, &str)]) -> Host {
     for (key, value) in extra {
         svc = svc.set(key, value);
     }
-    TestApp::new().service(svc).start()
+    TestApp::new().admin().service(svc).start()
 }
 
 /// The `request` (or `request failed`) event of `request_id`.
@@ -155,6 +155,7 @@ fn a_pooled_request_holds_its_permit_until_its_body_ends() {
 #[test]
 fn spinning_pooled_guests_do_not_stop_other_services() {
     let host = TestApp::new()
+        .admin()
         .service(
             Svc::new("bad", HOSTILE)
                 .route("/bad")
@@ -184,16 +185,22 @@ fn spinning_pooled_guests_do_not_stop_other_services() {
 }
 
 #[test]
-fn a_wasi_p2_service_reuses_instances_when_configured() {
-    // hello-p3 counts the requests its instance served; for WASI 0.2 the
-    // pool is observed through the request events.
-    let host = pooled(&[("max_requests_per_instance", "2")]);
-    let ids = ["r1", "r2", "r3"];
-    for id in ids {
-        assert_eq!(host.send(get("/ok").header("x-request-id", id)).status, 200);
-    }
-    for id in ids {
-        assert_eq!(request_event(&host, id)["instance"], "pooled");
+fn a_wasi_p2_service_gets_fresh_instances_by_default_and_pooled_ones_when_configured() {
+    let host = TestApp::new()
+        .service(Svc::new("fresh", HOSTILE).route("/fresh"))
+        .service(
+            Svc::new("pooled", HOSTILE)
+                .route("/pooled")
+                .set("max_requests_per_instance", "2"),
+        )
+        .start();
+    for (route, instance) in [("fresh", "fresh"), ("pooled", "pooled")] {
+        for i in 0..3 {
+            let id = format!("{route}-{i}");
+            let resp = host.send(get(&format!("/{route}/ok")).header("x-request-id", &id));
+            assert_eq!(resp.status, 200);
+            assert_eq!(request_event(&host, &id)["instance"], instance);
+        }
     }
 }
 
@@ -208,6 +215,7 @@ fn shared_instances_answer_concurrent_requests_with_fuel_refilled_per_request() 
     drop(fresh);
 
     let host = TestApp::new()
+        .admin()
         .service(
             Svc::new("p3", HELLO_P3)
                 .route("/")

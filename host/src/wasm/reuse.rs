@@ -13,8 +13,9 @@
 //!   with its request id) is exact.
 //! - [`Shared`]: several requests at once in one WASI 0.3 instance
 //!   (`max_concurrent_per_instance` > 1), run by wasmtime's `ProxyHandler`.
-//!   The fuel tank is topped up to one request's budget whenever a request
-//!   starts; a request past its timeout ends the instance; an instance that
+//!   Each request that starts adds one budget of fuel to the instance's
+//!   tank, which holds at most `max_concurrent_per_instance` budgets (so
+//!   one runaway request may use the budget of the instance's others); a request past its timeout ends the instance; an instance that
 //!   fails takes its in-flight requests with it, and each of them learns
 //!   why ([`Verdict`]). Fuel and peak memory are the instance's, shared by
 //!   its concurrent requests, and are reported when the instance ends.
@@ -132,8 +133,6 @@ pub struct Ended {
     pub error: Arc<wasmtime::Error>,
     /// Whether the memory limit refused a grow before it.
     pub memory_refused: bool,
-    /// Fuel the instance consumed in all.
-    pub fuel: u64,
     /// Its peak linear memory.
     pub peak_memory: usize,
 }
@@ -233,8 +232,14 @@ impl WorkerState for Worker {
         for output in &state.output {
             output.set_request_id(admitted.request_id.clone());
         }
+        // Each request brings one budget into the instance's shared tank,
+        // which holds at most one budget per request it may run at once.
+        let limits = &self.sandbox.limits;
+        let budget = limits.fuel.unwrap_or(u64::MAX);
+        let cap = budget.saturating_mul(u64::from(limits.max_concurrent_per_instance));
+        let tank = store.get_fuel().unwrap_or(0);
         if crate::wasm::engine::metered()
-            && let Err(err) = store.set_fuel(self.sandbox.limits.fuel.unwrap_or(u64::MAX))
+            && let Err(err) = store.set_fuel(tank.saturating_add(budget).min(cap))
         {
             tracing::warn!(service = %self.sandbox.name, error = %err, "cannot refill fuel");
         }
@@ -246,11 +251,7 @@ impl WorkerState for Worker {
             Ok(()) => tracing::debug!(service = %self.sandbox.name, "shared instance dropped"),
             Err(error) => {
                 let limiter = &store.data().limiter;
-                // Fuel left is of no use once the instance is gone: what it
-                // consumed since its last refill is at most one budget.
-                let budget = self.sandbox.limits.fuel.unwrap_or(u64::MAX);
                 let ended = Ended {
-                    fuel: budget.saturating_sub(store.get_fuel().unwrap_or(budget)),
                     memory_refused: limiter.refused,
                     peak_memory: limiter.peak,
                     error: Arc::new(error),
