@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{Req, Resp};
+use super::wait::poll_until;
 
 /// How long a host may take to compile its components and bind.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,7 +50,6 @@ impl Host {
             .arg(options.manifest)
             .args(["--log-format", "json"])
             .args(&options.args)
-            .env("WASMHOST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -57,6 +57,7 @@ impl Host {
         if !options.args.iter().any(|arg| arg == "--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        command.env("WASMHOST_LOG", "info");
         for (key, value) in &options.env {
             command.env(key, value);
         }
@@ -125,6 +126,45 @@ impl Host {
         text.lines()
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
             .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Polls `condition` until it holds and returns how long that took.
+    /// Panics after `timeout`, naming `what` (the host's `Drop` then prints
+    /// its logs).
+    #[track_caller]
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        condition: impl FnMut() -> bool,
+    ) -> Duration {
+        match poll_until(timeout, condition) {
+            Some(took) => took,
+            None => panic!("waited {timeout:?} for {what}, in vain"),
+        }
+    }
+
+    /// Polls the `/metrics` sample until `accept` takes its value, and
+    /// returns that value, e.g. a request in flight:
+    /// `wait_for_metric("wasmhost_requests_in_flight{service=\"x\"}", EVENT_TIMEOUT, |n| n == 1.0)`.
+    /// Panics with the last value seen after `timeout`.
+    #[track_caller]
+    pub fn wait_for_metric(
+        &self,
+        sample: &str,
+        timeout: Duration,
+        accept: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let mut last = f64::NAN;
+        let accepted = poll_until(timeout, || {
+            last = self.metric(sample);
+            accept(last)
+        });
+        assert!(
+            accepted.is_some(),
+            "`{sample}` is still {last} after {timeout:?}"
+        );
+        last
     }
 
     /// Sends `req`, returning transport errors (aborted responses) as `Err`.
@@ -215,14 +255,12 @@ impl Host {
 
     /// Waits for the host to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut status = None;
+        poll_until(timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status
     }
 
     /// Prints the host's output (for failing tests).
