@@ -156,6 +156,17 @@ fn with_a_token_admin_endpoints_but_health_require_the_bearer() {
     assert_eq!(host.admin(get("/readyz")).status, 200);
 }
 
+/// The host inherits no `WASMHOST_ADMIN_TOKEN` from the test's environment
+/// (the harness clears every `WASMHOST_*` variable), so this holds whatever
+/// the developer's shell exports.
+#[test]
+fn without_a_token_a_loopback_admin_plane_needs_no_bearer() {
+    let host = host();
+    assert_eq!(host.admin(get("/metrics")).status, 200);
+    assert_eq!(host.admin(get("/admin/services")).status, 200);
+    assert_eq!(host.admin(Req::new("POST", "/admin/reload")).status, 200);
+}
+
 #[test]
 fn an_admin_plane_off_loopback_without_a_token_refuses_to_start() {
     let app = TestApp::new().service(Svc::new("hello", HELLO).route("/"));

@@ -35,7 +35,10 @@ pub struct StartOptions<'a> {
     pub manifest: &'a Path,
     /// Extra command-line arguments after the manifest.
     pub args: Vec<String>,
-    /// Extra environment variables for the host process.
+    /// Environment variables for the host process. The host inherits no
+    /// `WASMHOST_*` variable from the test process (a `WASMHOST_ADMIN_TOKEN`
+    /// in the developer's shell must not change what a test sees): a test
+    /// that needs one sets it here.
     pub env: Vec<(String, String)>,
 }
 
@@ -56,6 +59,11 @@ impl Host {
             .stderr(Stdio::piped());
         if !options.args.iter().any(|arg| arg == "--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WASMHOST_") {
+                command.env_remove(key);
+            }
         }
         command.env("WASMHOST_LOG", "info");
         for (key, value) in &options.env {
