@@ -4,9 +4,24 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use wasmhost::config::manifest::{HostConfig, Manifest};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// `shutdown_grace` when a manifest does not set it: the host's own
+/// default, so the deployment files are checked against the code, not
+/// against a number copied into a comment.
+fn default_shutdown_grace() -> Duration {
+    HostConfig::default().shutdown_grace
+}
+
+/// Whole seconds, rounded up.
+fn secs_ceil(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// A container's `args`.
@@ -36,6 +51,19 @@ fn the_systemd_units_verify() {
     }
     let service = std::fs::read_to_string(dir.path().join("wasmhost.service")).unwrap();
     assert!(service.contains("--idle-exit"), "the unit scales to zero");
+    // systemd sends SIGKILL after TimeoutStopSec: the drain (the unit's
+    // manifest is the user's, so the default grace) must fit before it.
+    let stop_timeout: u64 = service
+        .lines()
+        .find_map(|line| line.strip_prefix("TimeoutStopSec="))
+        .expect("TimeoutStopSec")
+        .parse()
+        .unwrap();
+    let grace = default_shutdown_grace();
+    assert!(
+        stop_timeout > secs_ceil(grace),
+        "TimeoutStopSec={stop_timeout} does not outlast the default shutdown_grace {grace:?}"
+    );
     let output = Command::new("systemd-analyze")
         .arg("verify")
         .args(units.map(|unit| dir.path().join(unit)))
@@ -102,8 +130,13 @@ fn the_knative_service_parses_and_has_what_the_host_relies_on() {
     assert!(mounts.contains(&"/etc/wasmhost"), "{mounts:?}");
     assert!(mounts.contains(&"/var/cache/wasmhost"), "{mounts:?}");
     // Knative makes timeoutSeconds the termination grace period: it must
-    // outlast the default shutdown_grace (10 s).
-    assert!(spec["timeoutSeconds"].as_u64().unwrap() > 10);
+    // outlast the default shutdown_grace (the manifest is the user's).
+    let timeout = spec["timeoutSeconds"].as_u64().unwrap();
+    let grace = default_shutdown_grace();
+    assert!(
+        timeout > secs_ceil(grace),
+        "timeoutSeconds {timeout} does not outlast the default shutdown_grace {grace:?}"
+    );
 }
 
 /// `kubectl kustomize deploy/k8s`, as YAML documents.
@@ -200,8 +233,6 @@ fn the_deployment_probes_drains_and_runs_locked_down() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(manifest_text.contains("shutdown_grace = \"10s\""));
-    assert!(grace > pre_stop + 10, "grace {grace} s");
     // Locked down.
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
@@ -244,5 +275,16 @@ fn the_deployment_probes_drains_and_runs_locked_down() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stdout)
+    );
+    // The pod outlives the preStop sleep plus the drain, with the
+    // `shutdown_grace` the host reads from that manifest (its default if
+    // the ConfigMap does not set one).
+    let shutdown_grace = Manifest::load(&manifest)
+        .unwrap_or_else(|problems| panic!("{problems}"))
+        .host
+        .shutdown_grace;
+    assert!(
+        grace > pre_stop + secs_ceil(shutdown_grace),
+        "terminationGracePeriodSeconds {grace} <= preStop {pre_stop} s + shutdown_grace {shutdown_grace:?}"
     );
 }

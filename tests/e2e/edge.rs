@@ -127,29 +127,34 @@ fn request_smuggling_vectors_never_reach_a_second_request() {
 #[test]
 fn connections_over_max_connections_get_503_overloaded_and_the_rest_keep_working() {
     let host = echo_host(&[("max_connections", "2")]);
+    // Two kept-alive connections, each answered once: an answer means the
+    // accept loop has counted the connection.
     let held: Vec<_> = (0..2)
-        .map(|_| TcpStream::connect(host.addr).unwrap())
+        .map(|_| {
+            let mut stream = TcpStream::connect(host.addr).unwrap();
+            stream
+                .write_all(b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0; 4096];
+            let n = stream.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "a held connection");
+            stream
+        })
         .collect();
-    // The accept loop counts both before the third arrives.
-    std::thread::sleep(Duration::from_millis(200));
     let resp = host.send(get("/echo"));
     assert_eq!(resp.status, 503);
     assert_eq!(resp.header("wasmhost-error"), Some("overloaded"));
     assert_eq!(resp.header("retry-after"), Some("1"));
     assert_eq!(resp.json()["reason"], "max_connections");
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let resp = host.send(get("/echo"));
-        if resp.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still refused after the others closed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    host.wait_until(
+        EVENT_TIMEOUT,
+        "a 200 once the held connections closed",
+        || host.send(get("/echo")).status == 200,
+    );
     assert!(host.metric("wasmhost_errors_total{service=\"\",kind=\"overloaded\"}") >= 1.0);
 }
 

@@ -1,25 +1,27 @@
 //! Hostile guests: every behaviour of the `hostile` guest ends with its
-//! documented status, the host's memory stays bounded, it never panics,
-//! and another service keeps answering quickly meanwhile. Also the
-//! pooling allocator's slot reuse: a later instance never sees an earlier
-//! one's data.
+//! documented status, the host never panics, its descriptors come back,
+//! and another service keeps answering meanwhile. Also the pooling
+//! allocator's slot reuse: a later instance never sees an earlier one's
+//! data. (How fast the neighbour answers and how much memory the host
+//! keeps are load-sensitive measurements: `stress.rs`.)
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::support::*;
 
 /// A listener that accepts connections and never reads from them: an
 /// upstream whose request body is never consumed.
-struct BlackHole {
-    addr: SocketAddr,
+pub(crate) struct BlackHole {
+    pub(crate) addr: SocketAddr,
 }
 
 impl BlackHole {
-    fn start() -> BlackHole {
+    pub(crate) fn start() -> BlackHole {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -34,7 +36,7 @@ impl BlackHole {
 
 /// `hostile` with tight limits, the same guest with only a wall clock, and
 /// a well-behaved neighbour.
-fn hostile_host(upstream: SocketAddr) -> Host {
+pub(crate) fn hostile_host(upstream: SocketAddr) -> Host {
     TestApp::new()
         .service(
             Svc::new("hostile", HOSTILE)
@@ -60,7 +62,7 @@ fn hostile_host(upstream: SocketAddr) -> Host {
 }
 
 /// Every behaviour that ends with a host-made answer, and that answer.
-fn documented(upstream: SocketAddr) -> Vec<(String, u16, &'static str)> {
+pub(crate) fn documented(upstream: SocketAddr) -> Vec<(String, u16, &'static str)> {
     [
         ("/h/spin", 500, "fuel_exhausted"),
         ("/e/spin", 504, "timeout"),
@@ -109,11 +111,11 @@ fn every_hostile_behaviour_ends_with_its_documented_status() {
     }
     // A response that already started cannot turn into an error: the
     // connection is aborted, never a clean, complete-looking 200.
+    // (`timed out` rather than `aborted` would mean the host hung.)
     for path in ["/h/trap-after-head", "/h/stream-forever"] {
-        let started = Instant::now();
         let resp = host.try_send(get(path).timeout(Duration::from_secs(10)));
-        assert!(resp.is_err(), "{path}: a clean response {resp:?}");
-        assert!(started.elapsed() < Duration::from_secs(8), "{path}");
+        let err = resp.expect_err(&format!("{path}: a clean response"));
+        assert!(err.starts_with("aborted"), "{path}: {err}");
     }
     assert_eq!(
         host.metric(
@@ -147,6 +149,8 @@ fn a_guest_reading_an_endless_request_body_is_ended_by_the_timeout() {
         std::thread::spawn(move || {
             let chunk = format!("1000\r\n{}\r\n", "b".repeat(0x1000));
             while !stop.load(Ordering::Relaxed) && stream.write_all(chunk.as_bytes()).is_ok() {
+                // Kept on purpose: an endless, steady client (800 KiB/s),
+                // not a flood; outlasting the 1 s timeout is the subject.
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -164,11 +168,81 @@ fn a_guest_reading_an_endless_request_body_is_ended_by_the_timeout() {
     host.assert_no_host_panic();
 }
 
-/// Hostile guests running all the time do not slow a neighbour down or
-/// grow the host: the neighbour's median latency stays low, the host's
-/// resident memory and open descriptors come back to where they were.
+/// Hostile requests sent by a few client threads, one after the other,
+/// cycling through the documented behaviours until stopped. Each must end
+/// with its documented status.
+pub(crate) struct Attack {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Attack {
+    pub(crate) fn start(host: &Host, behaviours: &[(String, u16, &'static str)]) -> Attack {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let threads = (0..2)
+            .map(|worker| {
+                let (addr, stop, answered) = (host.addr, stop.clone(), answered.clone());
+                let behaviours = behaviours.to_vec();
+                std::thread::spawn(move || {
+                    for (path, status, _) in behaviours.iter().cycle().skip(worker * 5) {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let resp = get(path).send(addr).expect("a host-made answer");
+                        assert_eq!(resp.status, *status, "{path}");
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Attack {
+            stop,
+            answered,
+            threads,
+        }
+    }
+
+    /// Whether every client still runs (one that got a wrong status has
+    /// panicked; [`Attack::stop`] passes its panic on).
+    pub(crate) fn running(&self) -> bool {
+        self.threads.iter().all(|thread| !thread.is_finished())
+    }
+
+    /// Hostile requests answered so far.
+    pub(crate) fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients (each finishes its request) and returns how many
+    /// hostile requests were answered.
+    pub(crate) fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+/// Waits until no request of `hostile_host`'s services is in flight: the
+/// work each does after its response (metrics, dropping the store) is done.
+pub(crate) fn wait_until_idle(host: &Host) {
+    for service in ["hostile", "epoch", "hello"] {
+        host.wait_for_metric(
+            &format!("wasmhost_requests_in_flight{{service=\"{service}\"}}"),
+            EVENT_TIMEOUT,
+            |n| n == 0.0,
+        );
+    }
+}
+
+/// Hostile guests running all the time: every one of their requests ends
+/// with its documented status, a neighbour keeps answering meanwhile, and
+/// the host's open descriptors come back to where they were.
 #[test]
-fn hostile_guests_leave_the_host_bounded_and_their_neighbours_fast() {
+fn hostile_guests_under_load_keep_their_statuses_the_neighbour_and_the_descriptors() {
     let upstream = BlackHole::start();
     let host = hostile_host(upstream.addr);
     let behaviours = documented(upstream.addr);
@@ -177,70 +251,31 @@ fn hostile_guests_leave_the_host_bounded_and_their_neighbours_fast() {
     for (path, _, _) in &behaviours {
         let _ = host.try_send(get(path));
     }
-    for _ in 0..20 {
-        assert_eq!(host.send(get("/hello")).status, 200);
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let (rss_before, fds_before) = (host.memory_kib("VmRSS"), host.open_fds());
+    wait_until_idle(&host);
+    let fds_before = host.open_fds();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let attackers: Vec<_> = (0..2)
-        .map(|worker| {
-            let (addr, stop) = (host.addr, stop.clone());
-            let behaviours = behaviours.clone();
-            std::thread::spawn(move || {
-                let mut sent = 0;
-                for (path, status, _) in behaviours.iter().cycle().skip(worker * 5) {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let resp = get(path).send(addr).expect("a host-made answer");
-                    assert_eq!(resp.status, *status, "{path}");
-                    sent += 1;
-                }
-                sent
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut latencies = Vec::new();
-    let until = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < until {
-        let started = Instant::now();
+    let attack = Attack::start(&host, &behaviours);
+    // The neighbour answers while the hostile requests run: two full
+    // rounds of every behaviour.
+    let rounds = 2 * behaviours.len();
+    let mut neighbour = 0;
+    while attack.running() && attack.answered() < rounds {
         assert_eq!(host.send(get("/hello")).status, 200);
-        latencies.push(started.elapsed());
-        std::thread::sleep(Duration::from_millis(20));
+        neighbour += 1;
     }
-    stop.store(true, Ordering::Relaxed);
-    let sent: usize = attackers.into_iter().map(|a| a.join().unwrap()).sum();
-    assert!(sent >= 10, "only {sent} hostile requests ran");
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    eprintln!(
-        "{sent} hostile requests; neighbour median {median:?}, max {:?} over {} requests",
-        latencies[latencies.len() - 1],
-        latencies.len()
-    );
-    // Not a benchmark: a generous bound (unloaded, the median is ~1 ms)
-    // that fails when the neighbour waits behind the hostile guests.
-    assert!(
-        median < Duration::from_millis(40),
-        "median {median:?} beside hostile guests: {latencies:?}"
-    );
+    let sent = attack.stop();
+    assert!(sent >= rounds, "only {sent} hostile requests ran");
+    assert!(neighbour > 0, "the neighbour answered during the attack");
+    eprintln!("{sent} hostile requests, {neighbour} neighbour requests meanwhile");
 
-    std::thread::sleep(Duration::from_millis(500));
-    let (rss_after, fds_after) = (host.memory_kib("VmRSS"), host.open_fds());
-    eprintln!("RSS {rss_before} -> {rss_after} KiB, descriptors {fds_before} -> {fds_after}");
-    // Each hostile request may hold up to 32 MiB of guest memory while it
-    // runs; after them the host must be back near its baseline.
-    assert!(
-        rss_after < rss_before + 48 * 1024,
-        "RSS grew from {rss_before} KiB to {rss_after} KiB after {sent} hostile requests"
-    );
-    assert!(
-        fds_after <= fds_before + 4,
-        "open descriptors went from {fds_before} to {fds_after}"
-    );
+    wait_until_idle(&host);
+    let mut fds_after = host.open_fds();
+    // Connections close asynchronously after their last answer.
+    host.wait_until(EVENT_TIMEOUT, "the descriptors to come back", || {
+        fds_after = host.open_fds();
+        fds_after <= fds_before + 4
+    });
+    eprintln!("descriptors {fds_before} -> {fds_after}");
     host.assert_no_host_panic();
 }
 

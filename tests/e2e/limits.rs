@@ -101,20 +101,36 @@ fn request_body_limit_violated_with_a_chunked_body() {
 
 #[test]
 fn concurrency_limit_obeyed_and_violated() {
-    let host = hostile(&[("max_concurrency", "1"), ("timeout", "\"10s\"")]);
+    let host = TestApp::new()
+        .admin()
+        .service(
+            Svc::new("bad", HOSTILE)
+                .route("/")
+                .set("max_concurrency", "1")
+                .set("timeout", "\"10s\""),
+        )
+        .start();
     let addr = host.addr;
-    // One running, one queued: both succeed; a third finds the queue full.
-    let slow =
-        |ms: u64| std::thread::spawn(move || get(&format!("/sleep?ms={ms}")).send(addr).unwrap());
-    let running = slow(1500);
-    std::thread::sleep(Duration::from_millis(300));
-    let queued = slow(10);
-    std::thread::sleep(Duration::from_millis(300));
-    let rejected = host.send(get("/ok"));
-    assert_host_error(&rejected, 503, "overloaded");
+    let send = |path: &'static str| std::thread::spawn(move || get(path).send(addr).unwrap());
+    // One running (its slot taken), then two more at once: one waits in
+    // the queue and succeeds, the other finds the queue full. Which is
+    // which is up to the race; the host exposes no queue length to wait on.
+    let running = send("/sleep?ms=1500");
+    host.wait_for_metric(
+        r#"wasmhost_requests_in_flight{service="bad"}"#,
+        EVENT_TIMEOUT,
+        |n| n == 1.0,
+    );
+    let mut others: Vec<Resp> = [send("/ok"), send("/ok")]
+        .into_iter()
+        .map(|other| other.join().unwrap())
+        .collect();
+    others.sort_by_key(|resp| resp.status);
+    assert_eq!(others[0].status, 200, "the queued request");
+    let rejected = &others[1];
+    assert_host_error(rejected, 503, "overloaded");
     assert!(rejected.header("retry-after").is_some());
     assert_eq!(running.join().unwrap().status, 200);
-    assert_eq!(queued.join().unwrap().status, 200);
     assert_eq!(host.send(get("/ok")).status, 200);
 }
 

@@ -23,6 +23,7 @@ mod scrape;
 mod sdk;
 mod shutdown;
 mod streaming;
+mod stress;
 
 /// Every guest must be used by at least one test: this fails to compile
 /// when a guest has no test (each test module names the guests it covers).

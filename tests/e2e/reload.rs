@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -36,20 +36,10 @@ fn overwrite_in_place(path: &Path, bytes: &[u8]) {
 }
 
 /// Polls until `check` holds; returns how long that took, or panics after
-/// `limit` (with the host's logs).
+/// `limit` (the host's `Drop` prints its logs).
 #[track_caller]
 fn within(host: &Host, limit: Duration, what: &str, check: impl Fn() -> bool) -> Duration {
-    let started = Instant::now();
-    loop {
-        if check() {
-            return started.elapsed();
-        }
-        if started.elapsed() > limit {
-            host.dump_logs();
-            panic!("{what}: not visible within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    host.wait_until(limit, &format!("{what} to be visible"), check)
 }
 
 fn app_with_component(bytes_of: &str) -> (TestApp, PathBuf) {
@@ -240,10 +230,14 @@ fn a_configmap_style_symlink_swap_is_picked_up() {
 #[test]
 fn a_request_in_flight_during_a_swap_completes_on_the_old_version() {
     let (app, component) = app_with_component(HOSTILE);
-    let host = app.start();
+    let host = app.admin().start();
     let addr = host.addr;
     let in_flight = std::thread::spawn(move || get("/svc/sleep?ms=1500").send(addr));
-    std::thread::sleep(Duration::from_millis(300));
+    host.wait_for_metric(
+        r#"wasmhost_requests_in_flight{service="svc"}"#,
+        EVENT_TIMEOUT,
+        |n| n == 1.0,
+    );
     replace_by_rename(&component, &std::fs::read(V1).unwrap());
     within(&host, Duration::from_secs(1), "the new version", || {
         version_of(&host.send(get("/svc"))) == "v1"
@@ -265,12 +259,22 @@ fn sighup_reloads_even_without_watching() {
         .service(Svc::new("svc", "svc.wasm").route("/svc"))
         .start();
     replace_by_rename(&component, &std::fs::read(V2).unwrap());
+    // Kept on purpose: time itself is the subject, since nothing may reload
+    // on its own. A watching host reloads 25 ms (its debounce) after a
+    // change; this is a dozen debounce periods.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(version_of(&host.send(get("/svc"))), "v1", "watch = false");
+    assert!(
+        !host.events().iter().any(|e| e["message"] == "reload"),
+        "watch = false, yet the host reloaded"
+    );
     host.signal("HUP");
-    within(&host, Duration::from_secs(2), "the SIGHUP reload", || {
-        version_of(&host.send(get("/svc"))) == "v2"
-    });
+    let reload = host
+        .wait_for_log(EVENT_TIMEOUT, |e| e["message"] == "reload")
+        .expect("the SIGHUP reload");
+    assert_eq!(reload["changed"], r#"["svc"]"#, "{reload}");
+    // The new version is live once the reload is logged.
+    assert_eq!(version_of(&host.send(get("/svc"))), "v2");
 }
 
 #[test]

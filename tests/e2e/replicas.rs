@@ -91,18 +91,30 @@ impl Replica {
     fn host(&mut self) -> &mut Host {
         self.host.as_mut().expect("the replica runs")
     }
+
+    /// Waits until the replica has answered a request through HAProxy:
+    /// HAProxy sees it ready. (Call it on a freshly started replica.)
+    fn wait_until_in_rotation(&mut self) {
+        self.host().wait_for_metric(
+            r#"wasmhost_requests_total{service="hello",status="2xx"}"#,
+            Duration::from_secs(20),
+            |served| served >= 1.0,
+        );
+    }
 }
 
 /// HAProxy in the foreground, in front of `replicas`.
 struct Haproxy {
     child: Child,
     addr: SocketAddr,
+    /// The statistics page, which shows what HAProxy thinks of each server.
+    stats: SocketAddr,
     _config: tempfile::NamedTempFile,
 }
 
 impl Haproxy {
     fn start(replicas: &[Replica]) -> Haproxy {
-        let addr = free_addr("127.0.0.1");
+        let (addr, stats) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
         let servers: String = replicas
             .iter()
             .enumerate()
@@ -116,6 +128,7 @@ impl Haproxy {
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n\
              \x20   timeout server 30s\n    retries 3\n    option redispatch 1\n\
              \x20   retry-on all-retryable-errors\n\n\
+             listen stats\n    bind {stats}\n    stats enable\n    stats uri /stats\n\n\
              frontend web\n    bind {addr}\n    default_backend replicas\n\n\
              backend replicas\n    balance roundrobin\n    option httpchk GET /readyz\n\
              \x20   http-check expect status 200\n\
@@ -134,6 +147,7 @@ impl Haproxy {
         let haproxy = Haproxy {
             child,
             addr,
+            stats,
             _config: file,
         };
         haproxy.wait_until_serving();
@@ -141,14 +155,36 @@ impl Haproxy {
     }
 
     fn wait_until_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if get("/").send(self.addr).is_ok_and(|r| r.status == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("haproxy never served a 200");
+        let serving = poll_until(Duration::from_secs(20), || {
+            get("/").send(self.addr).is_ok_and(|r| r.status == 200)
+        });
+        assert!(serving.is_some(), "haproxy never served a 200");
+    }
+
+    /// HAProxy's health-check status of `server` (`UP`, `DOWN`, ...), from
+    /// its CSV statistics.
+    fn status(&self, server: &str) -> Option<String> {
+        let csv = get("/stats;csv").send(self.stats).ok()?.text();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+        let column = header.iter().position(|name| *name == "status")?;
+        lines
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields[..2] == ["replicas", server])
+            .map(|fields| fields[column].to_owned())
+    }
+
+    /// Waits until HAProxy's health checks mark `server` with `status`.
+    fn wait_for_status(&self, server: &str, status: &str) {
+        let mut last = None;
+        let seen = poll_until(Duration::from_secs(20), || {
+            last = self.status(server);
+            last.as_deref().is_some_and(|s| s.starts_with(status))
+        });
+        assert!(
+            seen.is_some(),
+            "HAProxy shows {server} as {last:?}, not {status}"
+        );
     }
 }
 
@@ -208,6 +244,22 @@ impl Load {
         }
     }
 
+    /// Requests sent since the last [`Load::take`].
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` requests have been sent from now on.
+    fn wait_for_more(&self, more: u64) {
+        let target = self.sent() + more;
+        let done = poll_until(Duration::from_secs(20), || self.sent() >= target);
+        assert!(
+            done.is_some(),
+            "the load stalled at {} requests",
+            self.sent()
+        );
+    }
+
     /// Requests sent and failed so far (with the first few errors), and
     /// resets the counts.
     fn take(&self) -> (u64, u64, Vec<String>) {
@@ -244,7 +296,7 @@ fn replicas_behind_haproxy_survive_restarts_a_kill_and_a_configmap_swap() {
     }
     let haproxy = Haproxy::start(&replicas);
     let load = Load::start(haproxy.addr, 4);
-    std::thread::sleep(Duration::from_millis(500));
+    load.wait_for_more(50);
     let (warmup, failed, errors) = load.take();
     assert!(warmup > 0 && failed == 0, "{warmup} sent, {errors:?}");
 
@@ -257,17 +309,21 @@ fn replicas_behind_haproxy_survive_restarts_a_kill_and_a_configmap_swap() {
             .expect("drains and exits");
         assert!(status.success(), "{status:?}");
         replica.start(&config.manifest());
-        // HAProxy sees it ready again before the next one goes.
-        std::thread::sleep(Duration::from_millis(400));
+        // HAProxy sees it ready again, and the load runs on all three for
+        // a while, before the next one goes.
+        replica.wait_until_in_rotation();
+        load.wait_for_more(50);
     }
     let (sent, failed, errors) = load.take();
     eprintln!("rolling restart: {sent} requests, {failed} failed");
     assert!(sent > 100, "the load kept running: {sent}");
     assert_eq!(failed, 0, "rolling restart: {errors:?}");
 
-    // 2. SIGKILL one replica: HAProxy's retries keep failures <= 0.1%.
+    // 2. SIGKILL one replica: HAProxy's retries keep failures <= 0.1%,
+    // until its health checks take the replica out, and after.
     replicas[1].host().signal("KILL");
-    std::thread::sleep(Duration::from_secs(2));
+    haproxy.wait_for_status("r1", "DOWN");
+    load.wait_for_more(200);
     let (sent, failed, errors) = load.take();
     eprintln!("SIGKILL: {sent} requests, {failed} failed");
     assert!(sent > 100, "the load kept running: {sent}");
@@ -277,7 +333,7 @@ fn replicas_behind_haproxy_survive_restarts_a_kill_and_a_configmap_swap() {
     );
     replicas[1].host().wait_exit(Duration::from_secs(5));
     replicas[1].start(&config.manifest());
-    std::thread::sleep(Duration::from_millis(400));
+    replicas[1].wait_until_in_rotation();
     load.take();
 
     // 3. The shared manifest changes by a `..data` swap: every replica
@@ -285,25 +341,26 @@ fn replicas_behind_haproxy_survive_restarts_a_kill_and_a_configmap_swap() {
     config.publish("v2");
     let swapped = Instant::now();
     for replica in &replicas {
-        loop {
-            let resp = get("/").send(replica.data).expect("the replica answers");
-            if resp.text() == "v2" {
-                break;
-            }
-            assert_eq!(resp.text(), "v1");
-            assert!(
-                swapped.elapsed() < Duration::from_secs(2),
-                "{} still serves v1 after 2 s",
-                replica.data
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let on_v2 = poll_until(
+            Duration::from_secs(2).saturating_sub(swapped.elapsed()),
+            || {
+                let resp = get("/").send(replica.data).expect("the replica answers");
+                assert!(["v1", "v2"].contains(&&*resp.text()), "{}", resp.text());
+                resp.text() == "v2"
+            },
+        );
+        assert!(
+            on_v2.is_some(),
+            "{} still serves v1 after 2 s",
+            replica.data
+        );
     }
     eprintln!(
         "manifest swap: every replica on v2 after {:?}",
         swapped.elapsed()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The load keeps running on v2 for a while.
+    load.wait_for_more(100);
     let (sent, failed, errors) = load.take();
     eprintln!("manifest swap: {sent} requests, {failed} failed");
     assert_eq!(failed, 0, "manifest swap: {errors:?}");

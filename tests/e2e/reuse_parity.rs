@@ -169,7 +169,11 @@ fn spinning_pooled_guests_do_not_stop_other_services() {
     let spinners: Vec<_> = (0..3)
         .map(|_| std::thread::spawn(move || get("/bad/spin").send(addr).unwrap()))
         .collect();
-    host.wait_for_metric("wasmhost_requests_in_flight{service=\"bad\"}", |n| n >= 3.0);
+    host.wait_for_metric(
+        "wasmhost_requests_in_flight{service=\"bad\"}",
+        EVENT_TIMEOUT,
+        |n| n >= 3.0,
+    );
     // Every hello request is answered while the three spin (they end at
     // their 3 s timeout).
     for _ in 0..20 {
@@ -255,5 +259,9 @@ fn shared_instances_answer_concurrent_requests_with_fuel_refilled_per_request() 
         200.0
     );
     // Every permit is given back (when each response body ended).
-    host.wait_for_metric("wasmhost_requests_in_flight{service=\"p3\"}", |n| n == 0.0);
+    host.wait_for_metric(
+        "wasmhost_requests_in_flight{service=\"p3\"}",
+        EVENT_TIMEOUT,
+        |n| n == 0.0,
+    );
 }

@@ -21,18 +21,6 @@ fn admin_entry(host: &Host, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no service `{name}` in {services}"))
 }
 
-/// Waits until `/admin/services` shows `name` in `state`.
-fn wait_for_state(host: &Host, name: &str, state: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if admin_entry(host, name)["state"] == state {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 fn cold_starts(host: &Host, name: &str) -> f64 {
     host.metric(&format!("wasmhost_cold_starts_total{{service=\"{name}\"}}"))
 }
@@ -49,10 +37,14 @@ fn an_idle_service_unloads_and_its_next_request_is_a_cold_start_from_the_cache()
         .start();
     assert_eq!(admin_entry(&host, "hello")["state"], "loaded");
     assert_eq!(host.send(get("/")).status, 200);
-    assert!(
-        wait_for_state(&host, "hello", "unloaded", Duration::from_secs(10)),
-        "the service unloads after 1 s without requests"
-    );
+    // Idle time is the subject here: wait for the event it causes.
+    let unloaded = host
+        .wait_for_log(Duration::from_secs(10), |e| {
+            e["message"] == "service unloaded" && e["service"] == "hello"
+        })
+        .expect("the service unloads after 1 s without requests");
+    assert!(unloaded["idle_ms"].as_u64().unwrap() >= 1000, "{unloaded}");
+    assert_eq!(admin_entry(&host, "hello")["state"], "unloaded");
     assert_eq!(
         host.metric("wasmhost_service_loaded{service=\"hello\"}"),
         0.0
@@ -311,19 +303,25 @@ fn systemd_socket_activation_serves_on_the_passed_sockets() {
     let log = app.dir().join("host.log");
     // The activator binds right after it starts: retry until it listens.
     let retry = |addr: SocketAddr, path: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let mut answer = None;
+        let mut last_error = String::new();
+        poll_until(Duration::from_secs(60), || {
             match get(path).timeout(Duration::from_secs(60)).send(addr) {
-                Ok(resp) => return resp,
-                Err(err) if err.contains("refused") && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                Ok(resp) => answer = Some(resp),
+                Err(err) if err.contains("refused") => last_error = err,
                 Err(err) => panic!(
                     "{err}\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 ),
             }
-        }
+            answer.is_some()
+        });
+        answer.unwrap_or_else(|| {
+            panic!(
+                "{last_error}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     };
 
     // One unnamed socket: the data plane. The host starts on the first

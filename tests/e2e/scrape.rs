@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -57,19 +57,24 @@ impl Prometheus {
 
     /// The first value of an instant query, once it has one.
     fn query_until_present(&mut self, query: &str, timeout: Duration) -> Option<f64> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            let url = format!("/api/v1/query?query={}", urlencode(query));
+        let url = format!("/api/v1/query?query={}", urlencode(query));
+        let addr = self.addr.parse().unwrap();
+        let mut value = None;
+        // Every 250 ms: Prometheus scrapes only once a second.
+        poll_every(Duration::from_millis(250), timeout, || {
             // Until it is ready, Prometheus answers 503 in plain text.
-            if let Ok(resp) = get(&url).send(self.addr.parse().unwrap())
+            if let Ok(resp) = get(&url).send(addr)
                 && resp.status == 200
             {
                 let body = resp.json();
-                if let Some(value) = body["data"]["result"][0]["value"][1].as_str() {
-                    return value.parse().ok();
+                if let Some(sample) = body["data"]["result"][0]["value"][1].as_str() {
+                    value = Some(sample.parse().ok());
                 }
             }
-            std::thread::sleep(Duration::from_millis(250));
+            value.is_some()
+        });
+        if let Some(value) = value {
+            return value;
         }
         let mut stderr = String::new();
         let _ = self.child.kill();

@@ -4,14 +4,24 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// Waits until the one request sent to `bad` is running.
+fn wait_until_in_flight(host: &Host) {
+    host.wait_for_metric(
+        r#"wasmhost_requests_in_flight{service="bad"}"#,
+        EVENT_TIMEOUT,
+        |n| n == 1.0,
+    );
+}
+
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let mut host = TestApp::new()
+        .admin()
         .service(Svc::new("bad", HOSTILE).route("/"))
         .start();
     let addr = host.addr;
     let in_flight = std::thread::spawn(move || get("/sleep?ms=1500").send(addr));
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until_in_flight(&host);
     host.signal("TERM");
     let resp = in_flight
         .join()
@@ -38,6 +48,7 @@ fn sigint_stops_an_idle_host_with_exit_zero() {
 #[test]
 fn the_drain_is_capped_by_shutdown_grace() {
     let mut host = TestApp::new()
+        .admin()
         .host_key("shutdown_grace", "\"500ms\"")
         .service(
             Svc::new("bad", HOSTILE)
@@ -47,7 +58,7 @@ fn the_drain_is_capped_by_shutdown_grace() {
         .start();
     let addr = host.addr;
     let _stuck = std::thread::spawn(move || get("/sleep?ms=20000").send(addr));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_in_flight(&host);
     host.signal("TERM");
     let status = host
         .wait_exit(Duration::from_secs(5))

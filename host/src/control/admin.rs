@@ -19,7 +19,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -50,7 +49,13 @@ pub struct AdminState {
 /// The admin token for `addr`: `WASMHOST_ADMIN_TOKEN` if set; an error when
 /// `addr` is off loopback and no token is set.
 pub fn token_for(addr: SocketAddr) -> anyhow::Result<Option<String>> {
-    let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    require_token(addr, std::env::var(TOKEN_VAR).ok())
+}
+
+/// `token` (empty is none), or an error when `addr` is off loopback and
+/// there is none.
+fn require_token(addr: SocketAddr, token: Option<String>) -> anyhow::Result<Option<String>> {
+    let token = token.filter(|t| !t.is_empty());
     if token.is_none() && !addr.ip().is_loopback() {
         anyhow::bail!(
             "the admin listener `{addr}` is not on loopback and `{TOKEN_VAR}` is not set: \
@@ -86,8 +91,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     }
 }
 
-/// One admin request.
-pub async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// One admin request (no endpoint reads a request body, so any body type
+/// will do: tests call this in-process).
+pub async fn handle<B>(state: &AdminState, request: Request<B>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let public = matches!(path, "/healthz" | "/readyz");
     if !public && !authorized(state.token.as_deref(), &request) {
@@ -244,10 +250,102 @@ mod tests {
 
     #[test]
     fn off_loopback_without_a_token_is_refused() {
-        let addr: SocketAddr = "0.0.0.0:9090".parse().unwrap();
-        if std::env::var(TOKEN_VAR).is_err() {
-            assert!(token_for(addr).is_err());
-            assert!(token_for("127.0.0.1:9090".parse().unwrap()).is_ok());
+        let off: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        let on: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        assert!(require_token(off, None).is_err());
+        assert!(require_token(off, Some(String::new())).is_err());
+        assert_eq!(
+            require_token(off, Some("t".into())).unwrap().as_deref(),
+            Some("t")
+        );
+        assert_eq!(require_token(on, None).unwrap(), None);
+    }
+
+    /// The admin state of a host serving an empty manifest.
+    fn state(token: Option<&str>) -> (AdminState, tempfile::TempDir) {
+        use crate::config::manifest::Manifest;
+        use crate::wasm::cache::ArtifactCache;
+        use crate::wasm::component::{ComponentCache, Loader};
+        use crate::wasm::engine::Engines;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = Manifest::from_str("", &dir.path().join("m.toml")).unwrap();
+        let metrics = Metrics::new();
+        let engines = Engines::new(1).unwrap();
+        let loader = Loader::new(
+            engines,
+            ArtifactCache::new(dir.path().join("c")),
+            metrics.clone(),
+        );
+        let (reloader, registry) =
+            Reloader::start(&manifest, ComponentCache::new(loader), metrics.clone()).unwrap();
+        let state = AdminState {
+            registry,
+            reloader,
+            readiness: Readiness::new(),
+            metrics,
+            token: token.map(str::to_owned),
+        };
+        (state, dir)
+    }
+
+    fn call(state: &AdminState, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
         }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let response = runtime.block_on(handle(state, builder.body(()).unwrap()));
+        let status = response.status().as_u16();
+        let body = runtime
+            .block_on(http_body_util::BodyExt::collect(response.into_body()))
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn health_readiness_and_drain_answer_without_a_token() {
+        let (state, _dir) = state(Some("s3cret"));
+        assert_eq!(call(&state, "GET", "/healthz", None), (200, "ok\n".into()));
+        let loading = state.readiness.loading();
+        assert_eq!(call(&state, "GET", "/readyz", None).0, 503);
+        drop(loading);
+        assert_eq!(
+            call(&state, "GET", "/readyz", None),
+            (200, "ready\n".into())
+        );
+        state.readiness.drain();
+        assert_eq!(
+            call(&state, "GET", "/readyz", None),
+            (503, "draining\n".into())
+        );
+    }
+
+    #[test]
+    fn the_other_endpoints_need_the_bearer_token() {
+        let (state, _dir) = state(Some("s3cret"));
+        assert_eq!(call(&state, "GET", "/metrics", None).0, 401);
+        assert_eq!(
+            call(&state, "GET", "/admin/services", Some("Bearer nope")).0,
+            401
+        );
+        let (status, metrics) = call(&state, "GET", "/metrics", Some("Bearer s3cret"));
+        assert_eq!(status, 200);
+        assert!(metrics.contains("wasmhost_build_info"), "{metrics}");
+    }
+
+    #[test]
+    fn services_lists_the_snapshot_and_unknown_routes_or_methods_are_refused() {
+        let (state, _dir) = state(None);
+        let (status, body) = call(&state, "GET", "/admin/services", None);
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["generation"], 1);
+        assert_eq!(json["services"], serde_json::json!([]));
+        assert_eq!(call(&state, "DELETE", "/admin/services", None).0, 405);
+        assert_eq!(call(&state, "GET", "/nope", None).0, 404);
     }
 }

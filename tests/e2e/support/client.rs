@@ -1,6 +1,8 @@
 //! A small blocking HTTP/1.1 client over loopback, strict about how a
 //! response ends: a chunked body without its final chunk, or a body shorter
 //! than its Content-Length, is an *aborted* response, never a clean one.
+//! A body that stops arriving until the client's own timeout is *timed
+//! out*, not aborted: the server hung rather than cut the connection.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -170,7 +172,7 @@ fn read_response(stream: TcpStream) -> Result<Resp, String> {
             line.clear();
             let n = reader
                 .read_line(&mut line)
-                .map_err(|e| format!("aborted: reading chunk size: {e}"))?;
+                .map_err(|e| body_error("reading chunk size", e))?;
             if n == 0 {
                 return Err(format!(
                     "aborted: chunked body ended without its last chunk after {} bytes",
@@ -190,26 +192,37 @@ fn read_response(stream: TcpStream) -> Result<Resp, String> {
             body.resize(start + size, 0);
             reader
                 .read_exact(&mut body[start..])
-                .map_err(|e| format!("aborted: chunk cut short: {e}"))?;
+                .map_err(|e| body_error("chunk cut short", e))?;
             line.clear();
             reader
                 .read_line(&mut line)
-                .map_err(|e| format!("aborted: {e}"))?;
+                .map_err(|e| body_error("reading a chunk's end", e))?;
         }
     } else if let Some(len) = headers.get("content-length") {
         let len: usize = len.parse().map_err(|_| "bad content-length".to_string())?;
         body.resize(len, 0);
         reader
             .read_exact(&mut body)
-            .map_err(|e| format!("aborted: body shorter than content-length: {e}"))?;
+            .map_err(|e| body_error("body shorter than content-length", e))?;
     } else {
         reader
             .read_to_end(&mut body)
-            .map_err(|e| format!("aborted: {e}"))?;
+            .map_err(|e| body_error("reading to the end", e))?;
     }
     Ok(Resp {
         status,
         headers,
         body,
     })
+}
+
+/// A read error while the body streams: `timed out: …` when the client's
+/// read timeout expired, `aborted: …` when the server ended the connection.
+fn body_error(what: &str, e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("timed out: {what}: {e}")
+        }
+        _ => format!("aborted: {what}: {e}"),
+    }
 }

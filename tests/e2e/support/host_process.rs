@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{Req, Resp};
+use super::wait::poll_until;
 
 /// How long a host may take to compile its components and bind.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,7 +35,10 @@ pub struct StartOptions<'a> {
     pub manifest: &'a Path,
     /// Extra command-line arguments after the manifest.
     pub args: Vec<String>,
-    /// Extra environment variables for the host process.
+    /// Environment variables for the host process. The host inherits no
+    /// `WASMHOST_*` variable from the test process (a `WASMHOST_ADMIN_TOKEN`
+    /// in the developer's shell must not change what a test sees): a test
+    /// that needs one sets it here.
     pub env: Vec<(String, String)>,
 }
 
@@ -49,7 +53,6 @@ impl Host {
             .arg(options.manifest)
             .args(["--log-format", "json"])
             .args(&options.args)
-            .env("WASMHOST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -57,6 +60,12 @@ impl Host {
         if !options.args.iter().any(|arg| arg == "--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WASMHOST_") {
+                command.env_remove(key);
+            }
+        }
+        command.env("WASMHOST_LOG", "info");
         for (key, value) in &options.env {
             command.env(key, value);
         }
@@ -127,21 +136,43 @@ impl Host {
             .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
-    /// Waits (up to 10 s) until the `/metrics` sample `sample` satisfies
-    /// `ok`, and returns its value; panics with the logs otherwise.
-    pub fn wait_for_metric(&self, sample: &str, ok: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let value = self.metric(sample);
-            if ok(value) {
-                return value;
-            }
-            if Instant::now() >= deadline {
-                self.dump_logs();
-                panic!("`{sample}` is still {value}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    /// Polls `condition` until it holds and returns how long that took.
+    /// Panics after `timeout`, naming `what` (the host's `Drop` then prints
+    /// its logs).
+    #[track_caller]
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        condition: impl FnMut() -> bool,
+    ) -> Duration {
+        match poll_until(timeout, condition) {
+            Some(took) => took,
+            None => panic!("waited {timeout:?} for {what}, in vain"),
         }
+    }
+
+    /// Polls the `/metrics` sample until `accept` takes its value, and
+    /// returns that value, e.g. a request in flight:
+    /// `wait_for_metric("wasmhost_requests_in_flight{service=\"x\"}", EVENT_TIMEOUT, |n| n == 1.0)`.
+    /// Panics with the last value seen after `timeout`.
+    #[track_caller]
+    pub fn wait_for_metric(
+        &self,
+        sample: &str,
+        timeout: Duration,
+        accept: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let mut last = f64::NAN;
+        let accepted = poll_until(timeout, || {
+            last = self.metric(sample);
+            accept(last)
+        });
+        assert!(
+            accepted.is_some(),
+            "`{sample}` is still {last} after {timeout:?}"
+        );
+        last
     }
 
     /// Sends `req`, returning transport errors (aborted responses) as `Err`.
@@ -232,14 +263,12 @@ impl Host {
 
     /// Waits for the host to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut status = None;
+        poll_until(timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status
     }
 
     /// Prints the host's output (for failing tests).

@@ -4,10 +4,12 @@ pub mod app;
 pub mod client;
 pub mod host_process;
 pub mod tested;
+pub mod wait;
 
 pub use app::{SHARED_CACHE, Svc, TestApp, toml_str};
 pub use client::{Req, Resp, get, post};
 pub use host_process::{Host, StartOptions};
+pub use wait::{EVENT_TIMEOUT, poll_every, poll_until};
 pub use wasmhost_test_guests::*;
 
 /// Asserts that `resp` is a host-made error of `kind` with `status`, whose
