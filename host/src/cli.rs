@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::observe::telemetry::LogFormat;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// `wasmhost`: serve WebAssembly HTTP components.
@@ -92,15 +93,6 @@ impl Template {
             Template::JsonApi => "json-api",
         }
     }
-}
-
-/// How log events are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Text,
 }
 
 impl Cli {

@@ -125,6 +125,7 @@ mod error;
 mod handler;
 pub mod log;
 pub mod outbound;
+mod percent;
 mod request;
 mod response;
 mod router;

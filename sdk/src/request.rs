@@ -1,12 +1,19 @@
-//! The incoming request a handler receives.
+//! The incoming request a handler receives: the [`Request`] type, its
+//! constructors and accessors, and its conversions to and from
+//! `http::Request`. Query parsing is in `query`, the lazily fetched headers
+//! in `headers`.
 
-use std::cell::{Cell, OnceCell};
 use std::fmt::{self, Display};
 use std::str::FromStr;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::Error;
+
+mod headers;
+mod query;
+
+use headers::{HeaderSource, Headers};
 
 /// An HTTP request as the service sees it: the original method, path, query
 /// and headers, with the body already read in full, plus the path parameters
@@ -244,108 +251,6 @@ impl Request {
         &self.path
     }
 
-    /// The raw query string without the `?`, if the target had one.
-    ///
-    /// ```
-    /// use wasmhost_sdk::Request;
-    ///
-    /// assert_eq!(Request::get("/?a=1&b").query(), Some("a=1&b"));
-    /// assert_eq!(Request::get("/").query(), None);
-    /// ```
-    pub fn query(&self) -> Option<&str> {
-        self.query.as_deref()
-    }
-
-    /// Every query parameter as decoded `(name, value)` pairs, in order
-    /// (`%XX` escapes and `+` as a space are decoded).
-    ///
-    /// ```
-    /// let req = wasmhost_sdk::Request::get("/?tag=a&tag=b+c");
-    /// let pairs = req.query_params();
-    /// assert_eq!(pairs, [("tag".to_owned(), "a".to_owned()), ("tag".to_owned(), "b c".to_owned())]);
-    /// ```
-    pub fn query_params(&self) -> Vec<(String, String)> {
-        let Some(query) = self.query.as_deref() else {
-            return Vec::new();
-        };
-        query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode_query(key), decode_query(value))
-            })
-            .collect()
-    }
-
-    /// The first value of query parameter `name`, decoded. `None` if absent;
-    /// `Some("")` for `?name` or `?name=`.
-    ///
-    /// ```
-    /// let req = wasmhost_sdk::Request::get("/?q=a+b&url=http%3A%2F%2Fx");
-    /// assert_eq!(req.query_param("q").as_deref(), Some("a b"));
-    /// assert_eq!(req.query_param("url").as_deref(), Some("http://x"));
-    /// assert_eq!(req.query_param("missing"), None);
-    /// ```
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query.as_deref()?.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_query(key) == name).then(|| decode_query(value))
-        })
-    }
-
-    /// Query parameter `name` parsed as `T`: `Ok(None)` if absent, a `400`
-    /// [`Error`] naming the parameter if it does not parse.
-    ///
-    /// ```
-    /// use wasmhost_sdk::Request;
-    ///
-    /// let req = Request::get("/items?limit=20&page=x");
-    /// assert_eq!(req.query_param_as::<u32>("limit").unwrap(), Some(20));
-    /// assert_eq!(req.query_param_as::<u32>("offset").unwrap(), None);
-    /// let err = req.query_param_as::<u32>("page").unwrap_err();
-    /// assert_eq!(err.status(), 400);
-    /// assert!(err.message().contains("`page`"));
-    /// ```
-    pub fn query_param_as<T>(&self, name: &str) -> Result<Option<T>, Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-    {
-        self.query_param(name)
-            .map(|value| {
-                value.parse().map_err(|e| {
-                    Error::bad_request(format!("invalid query parameter `{name}`=`{value}`: {e}"))
-                })
-            })
-            .transpose()
-    }
-
-    /// The whole query string deserialized into `T` (with
-    /// `application/x-www-form-urlencoded` rules), or a `400` [`Error`]. No
-    /// query counts as an empty one, so `Option` and `#[serde(default)]`
-    /// fields cover absent parameters.
-    ///
-    /// ```
-    /// #[derive(Debug, serde::Deserialize)]
-    /// struct Page {
-    ///     limit: u32,
-    ///     #[serde(default)]
-    ///     offset: u32,
-    /// }
-    ///
-    /// let req = wasmhost_sdk::Request::get("/items?limit=5");
-    /// let page: Page = req.query_as().unwrap();
-    /// assert_eq!((page.limit, page.offset), (5, 0));
-    /// let err = wasmhost_sdk::Request::get("/items?limit=x").query_as::<Page>().unwrap_err();
-    /// assert_eq!(err.status(), 400);
-    /// ```
-    #[cfg(feature = "serde")]
-    pub fn query_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_urlencoded::from_str(self.query().unwrap_or(""))
-            .map_err(|e| Error::bad_request(format!("invalid query: {e}")))
-    }
-
     /// Path parameter `name` that the [`Router`](crate::Router) matched
     /// (`:name` or `*name` in the route's pattern), percent-decoded.
     ///
@@ -548,102 +453,6 @@ impl fmt::Debug for Request {
     }
 }
 
-/// The request headers, turned into a [`HeaderMap`] on first use. Most
-/// handlers never look at a header, and fetching and converting the host's
-/// list is most of the SDK's own cost per request.
-struct Headers {
-    map: OnceCell<HeaderMap>,
-    source: Cell<Option<HeaderSource>>,
-}
-
-/// Fetches the host's header list, as `(name, value)` pairs.
-pub(crate) type HeaderSource = Box<dyn FnOnce() -> Vec<(String, Vec<u8>)>>;
-
-impl Headers {
-    fn from_map(map: HeaderMap) -> Self {
-        Headers {
-            map: OnceCell::from(map),
-            source: Cell::new(None),
-        }
-    }
-
-    fn lazy(source: HeaderSource) -> Self {
-        Headers {
-            map: OnceCell::new(),
-            source: Cell::new(Some(source)),
-        }
-    }
-
-    fn map(&self) -> &HeaderMap {
-        self.map.get_or_init(|| {
-            let entries = self
-                .source
-                .take()
-                .map(|source| source())
-                .unwrap_or_default();
-            let mut map = HeaderMap::with_capacity(entries.len());
-            for (name, value) in entries {
-                // The host only hands over valid headers; skip anything else.
-                if let (Ok(name), Ok(value)) =
-                    (HeaderName::try_from(name), HeaderValue::try_from(value))
-                {
-                    map.append(name, value);
-                }
-            }
-            map
-        })
-    }
-
-    fn map_mut(&mut self) -> &mut HeaderMap {
-        self.map();
-        self.map.get_mut().expect("`map` just filled it")
-    }
-
-    fn into_map(mut self) -> HeaderMap {
-        std::mem::take(self.map_mut())
-    }
-}
-
-/// Decode a query component: `%XX` escapes and `+` as a space.
-fn decode_query(s: &str) -> String {
-    percent_decode(s, true)
-}
-
-/// Decode `%XX` escapes (and `+` as a space if `plus_is_space`); malformed
-/// escapes stay as they are, invalid UTF-8 becomes U+FFFD.
-pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    if !s.bytes().any(|b| b == b'%' || (plus_is_space && b == b'+')) {
-        return s.to_owned();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,29 +470,6 @@ mod tests {
     #[should_panic(expected = "invalid request target `/a b`")]
     fn invalid_target_panics_with_the_value() {
         let _ = Request::get("/a b");
-    }
-
-    #[test]
-    fn query_param_decodes_and_takes_the_first() {
-        let req = Request::new(
-            Method::GET,
-            "/?url=http%3A%2F%2Fa%2Fb&q=a+b&x=1&x=2&flag&bad=%zz%4",
-        );
-        assert_eq!(req.query_param("url").as_deref(), Some("http://a/b"));
-        assert_eq!(req.query_param("q").as_deref(), Some("a b"));
-        assert_eq!(req.query_param("x").as_deref(), Some("1"));
-        assert_eq!(req.query_param("flag").as_deref(), Some(""));
-        assert_eq!(req.query_param("bad").as_deref(), Some("%zz%4"));
-        assert_eq!(req.query_param("missing"), None);
-    }
-
-    #[test]
-    fn percent_decode_edges() {
-        assert_eq!(percent_decode("%41%4", false), "A%4");
-        assert_eq!(percent_decode("%4", false), "%4");
-        assert_eq!(percent_decode("a+b%20", false), "a+b ");
-        assert_eq!(percent_decode("%e2%82%ac", false), "€");
-        assert_eq!(percent_decode("%ff", false), "\u{fffd}");
     }
 
     #[test]
@@ -714,29 +500,6 @@ mod tests {
         assert_eq!(back.body(), b"hi");
         let absolute: Request = http::Request::get("http://h:1/x").body("").unwrap().into();
         assert_eq!(absolute.path(), "/x");
-    }
-
-    #[test]
-    fn host_headers_are_fetched_on_first_use_only() {
-        let fetched = std::rc::Rc::new(Cell::new(0));
-        let counter = fetched.clone();
-        let source = Box::new(move || {
-            counter.set(counter.get() + 1);
-            vec![
-                ("x-request-id".to_owned(), b"id-1".to_vec()),
-                ("accept".to_owned(), b"a".to_vec()),
-                ("bad name".to_owned(), b"skipped".to_vec()),
-            ]
-        });
-        let req = Request::from_host(Method::GET, "/p?q=1", source, Vec::new());
-        assert_eq!(req.path(), "/p");
-        assert_eq!(fetched.get(), 0, "nothing fetched before a header is read");
-        assert_eq!(req.request_id(), Some("id-1"));
-        assert_eq!(req.headers().len(), 2);
-        assert_eq!(fetched.get(), 1);
-        let copy = req.clone().with_header("accept", "b");
-        assert_eq!(copy.headers().get_all("accept").iter().count(), 2);
-        assert_eq!(fetched.get(), 1);
     }
 
     #[test]

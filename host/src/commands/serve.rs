@@ -9,7 +9,6 @@ use crate::config::manifest::{Manifest, Problems};
 use crate::control::admin::{self, AdminState};
 use crate::control::readiness::Readiness;
 use crate::control::shutdown;
-use crate::dataplane::lanes;
 use crate::dataplane::listen::{self, Plane};
 use crate::dataplane::server::Server;
 use crate::observe::metrics::Metrics;
@@ -48,7 +47,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .worker_threads(workers)
         .thread_name("wasmhost-slow")
-        .on_thread_start(lanes::lower_this_thread)
+        .on_thread_start(crate::wasm::priority::lower_this_thread)
         .event_interval(EVENT_INTERVAL)
         .build()
         .context("starting the slow lane")?;

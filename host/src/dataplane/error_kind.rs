@@ -166,4 +166,16 @@ mod tests {
         assert_eq!(body["request_id"], "req-1");
         assert_eq!(body["service"], "api");
     }
+
+    #[test]
+    fn every_limit_an_error_names_has_a_series() {
+        for kind in ErrorKind::ALL {
+            if let Some(limit) = kind.limit() {
+                assert!(
+                    crate::observe::metrics::LIMITS.contains(&limit),
+                    "{kind:?}: `{limit}` is not in LIMITS"
+                );
+            }
+        }
+    }
 }

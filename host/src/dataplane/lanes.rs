@@ -11,7 +11,7 @@
 //! count those yields; after [`FIRST_SLICE_TICKS`] of them its whole task
 //! moves to the *slow lane*: a
 //! multi-thread runtime whose threads run at a lower scheduling priority
-//! ([`SLOW_LANE_NICE`]). The kernel then runs I/O threads first whenever
+//! ([`crate::wasm::priority::SLOW_LANE_NICE`]). The kernel then runs I/O threads first whenever
 //! they have work, and CPU-bound guests take what is left. Requests keep
 //! their limits wherever they run; only their place in the queue changes.
 
@@ -28,10 +28,6 @@ use tokio::runtime::Handle;
 /// Ticks, not a clock: a guest that the kernel preempted has not computed
 /// for long, and it sees one tick however long it waited.
 pub const FIRST_SLICE_TICKS: u32 = 2;
-
-/// The `nice` value of slow-lane and compiler threads: CFS gives a nice-0
-/// thread about nine times the CPU of a nice-10 one when both want it.
-pub const SLOW_LANE_NICE: i32 = 10;
 
 /// Spawns a guest task on the current (I/O) runtime; it moves to `slow`
 /// once `ticks` (counted by the guest's epoch callback, see
@@ -73,42 +69,6 @@ impl Future for FirstSlice {
         }
         Poll::Pending
     }
-}
-
-/// Lowers the calling thread's scheduling priority to [`SLOW_LANE_NICE`].
-/// Best effort: where it is not allowed, the thread keeps its priority.
-pub fn lower_this_thread() {
-    // SAFETY: gettid and setpriority take plain integers and touch no memory
-    // of ours; PRIO_PROCESS with a thread id changes only that thread on
-    // Linux.
-    let result = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SLOW_LANE_NICE)
-    };
-    if result != 0 {
-        tracing::debug!(
-            error = %std::io::Error::last_os_error(),
-            "cannot lower a background thread's priority"
-        );
-    }
-}
-
-/// Makes compilation (wasmtime compiles functions in parallel on rayon's
-/// global pool) run at background priority, so compiling a reloaded
-/// component takes CPU from serving only when serving leaves some. Called
-/// before the first compilation, not at start: a start from a warm cache
-/// never spawns (and spins up) the compiler threads.
-pub fn lower_compiler_threads() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let built = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("wasmhost-compile-{i}"))
-            .start_handler(|_| lower_this_thread())
-            .build_global();
-        if built.is_err() {
-            tracing::debug!("rayon's global pool was already started");
-        }
-    });
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Trap;
 
 use crate::dataplane::error_kind::ErrorKind;
-use crate::observe::metrics::{Finished, ServiceMetrics};
+use crate::observe::metrics::{ErrorLabels, Finished, ServiceMetrics};
 
 /// Counts a request in `wasmhost_requests_in_flight` while alive.
 pub struct InFlight(Gauge);
@@ -180,7 +180,10 @@ impl Report<'_> {
                 seconds: duration.as_secs_f64(),
                 fuel,
                 peak_memory,
-                error,
+                error: error.map(|kind| ErrorLabels {
+                    kind: kind.as_str(),
+                    limit: kind.limit(),
+                }),
             });
         }
     }

@@ -25,7 +25,7 @@ use crate::dataplane::outcome::{InFlight, Report, Strategy};
 use crate::dataplane::request::{Call, invoke};
 use crate::observe::metrics::Metrics;
 use crate::services::registry::Registry;
-use crate::services::service::{LoadedService, uptime_ms};
+use crate::services::service::{LoadedService, Overloaded, Unavailable, uptime_ms};
 
 /// The most request-header bytes (names, values and separators) a request
 /// may carry; more is 431 `headers_too_large`.
@@ -139,7 +139,7 @@ impl Server {
                 },
             };
             let Some(open) = Connection::open(&self.connections, self.max_connections) else {
-                self.metrics.host_error(ErrorKind::Overloaded);
+                self.metrics.host_error(ErrorKind::Overloaded.as_str());
                 tokio::spawn(refuse(stream));
                 continue;
             };
@@ -189,7 +189,7 @@ impl Server {
         let request_id: Arc<str> = request_id(&request).into();
         let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
             if service.is_none() {
-                self.metrics.host_error(kind);
+                self.metrics.host_error(kind.as_str());
             }
             Report {
                 service: service.map(|s| (&*s.name, &s.metrics)),
@@ -234,11 +234,11 @@ impl Server {
         let service = service.clone();
         let permit = match service.admit().await {
             Ok(permit) => permit,
-            Err(kind) => return reject(kind, Some(&service)),
+            Err(Overloaded) => return reject(ErrorKind::Overloaded, Some(&service)),
         };
         let code = match service.code().await {
             Ok(code) => code,
-            Err(kind) => return reject(kind, Some(&service)),
+            Err(Unavailable) => return reject(ErrorKind::Unavailable, Some(&service)),
         };
         let max_body = service.limits().max_request_body;
         if content_length(&request).is_some_and(|len| len > max_body) {

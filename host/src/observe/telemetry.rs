@@ -11,13 +11,20 @@
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
-
 /// Lines buffered for the writer thread before emitters wait.
 const BUFFERED_LINES: usize = 8 * 1024;
 
 /// Bytes the writer thread gathers before writing to stdout.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How log events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
 
 /// Installs the global subscriber. Keep the returned guard alive until the
 /// process ends: dropping it flushes what is still buffered.

@@ -13,7 +13,6 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 use crate::config::limits::Limits;
 use crate::config::manifest::ServiceConfig;
-use crate::dataplane::error_kind::ErrorKind;
 use crate::observe::metrics::{Metrics, ServiceMetrics};
 use crate::wasm::cache::Source;
 use crate::wasm::component::{Compiled, Loader, World};
@@ -116,6 +115,16 @@ impl Code {
     }
 }
 
+/// The service is at `max_concurrency` and its queue is full (or the wait
+/// outlasted its timeout): the data plane answers 503 `overloaded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded;
+
+/// The service's code could not be loaded: the data plane answers 502
+/// `unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
 /// Milliseconds since the process started (a monotonic clock cheap enough
 /// to stamp every request with).
 pub fn uptime_ms() -> u64 {
@@ -188,7 +197,7 @@ impl LoadedService {
     /// The code to run a request with, loading it if it is not in memory
     /// (a cold start: `unavailable` if that fails). Concurrent callers
     /// share one load; the load finishes even if its callers give up.
-    pub async fn code(self: &Arc<Self>) -> Result<Arc<Code>, ErrorKind> {
+    pub async fn code(self: &Arc<Self>) -> Result<Arc<Code>, Unavailable> {
         self.last_request.store(uptime_ms(), Ordering::Relaxed);
         if let Some(code) = self.code.load_full() {
             return Ok(code);
@@ -203,11 +212,11 @@ impl LoadedService {
             service.cold_start()
         })
         .await
-        .unwrap_or(Err(ErrorKind::Unavailable))
+        .unwrap_or(Err(Unavailable))
     }
 
     /// Loads the code back (from the disk cache) and counts a cold start.
-    fn cold_start(&self) -> Result<Arc<Code>, ErrorKind> {
+    fn cold_start(&self) -> Result<Arc<Code>, Unavailable> {
         let started = Instant::now();
         match self.loader.load_again(&self.sha256, &self.config.component) {
             Ok((compiled, source)) => {
@@ -232,7 +241,7 @@ impl LoadedService {
                     error = %format!("{err:#}"),
                     "cold start failed"
                 );
-                Err(ErrorKind::Unavailable)
+                Err(Unavailable)
             }
         }
     }
@@ -272,14 +281,14 @@ impl LoadedService {
     /// Takes a running slot, waiting in the short queue if all are busy.
     /// `overloaded` when the queue is full too, or the wait outlasts the
     /// service's timeout.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, ErrorKind> {
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Overloaded> {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Ok(permit);
         }
         let max_queued = self.config.limits.max_concurrency as usize;
         if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(ErrorKind::Overloaded);
+            return Err(Overloaded);
         }
         let wait = tokio::time::timeout(
             self.config.limits.timeout,
@@ -289,7 +298,7 @@ impl LoadedService {
         self.queued.fetch_sub(1, Ordering::AcqRel);
         match wait {
             Ok(Ok(permit)) => Ok(permit),
-            _ => Err(ErrorKind::Overloaded),
+            _ => Err(Overloaded),
         }
     }
 }

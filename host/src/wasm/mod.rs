@@ -6,6 +6,7 @@
 //! - [`sandbox`]: a service version's sandbox and the one function that builds a `Store` from it.
 //! - [`state`]: per-request store data (`HostState`), its WASI views and the memory limiter.
 //! - [`outbound`]: the outbound HTTP policy (`allowed_outbound_hosts`).
+//! - [`priority`]: background priority for compiler and slow-lane threads.
 //! - [`reuse`]: instances that serve more than one request: a pool (one at a time) or shared (WASI 0.3, several at once).
 //! - [`guest_log`]: a guest's stdout/stderr turned into log events.
 
@@ -14,6 +15,7 @@ pub mod component;
 pub mod engine;
 pub mod guest_log;
 pub mod outbound;
+pub mod priority;
 pub mod reuse;
 pub mod sandbox;
 pub mod state;

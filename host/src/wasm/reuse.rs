@@ -1,5 +1,5 @@
 //! Instances that serve more than one request (`max_requests_per_instance`
-//! > 1). Fresh stays the default; see `docs/operations.md` for what a guest
+//! above 1). Fresh stays the default; see `docs/operations.md` for what a guest
 //! can carry from one request to the next (its globals and heap).
 //!
 //! Two ways, chosen by the service's limits:
