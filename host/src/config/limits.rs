@@ -1,198 +1,242 @@
 //! `Limits`: the one source of truth for what a service's requests may use.
 //!
-//! A service's limits are resolved once, when the manifest is loaded:
-//! the built-in defaults below, then `[defaults]`, then the service's own
-//! keys (`Limits::with_overrides`). Nothing else in the host picks a limit.
+//! A service's limits are resolved once, when the manifest is loaded: the
+//! built-in defaults, then `[defaults]`, then the service's own keys
+//! (`LimitKeys::apply_to`). Nothing else in the host picks a limit.
+//!
+//! Every limit is declared once, in the `limits!` table below: its field,
+//! resolved type, manifest unit, default, doc (with its `Example:`) and, if
+//! it has one, the lower bound its unit cannot express. Generated from it:
+//! - `Limits` and its `Default`, serialized for the admin API in the
+//!   manifest's units;
+//! - `LimitKeys`, the limit keys of one manifest table (`[defaults]` is one,
+//!   a `[[service]]` embeds one): loading them from TOML (`schema.rs`
+//!   embeds them, merging `LimitKeys::KEYS` into its "did you mean" hints),
+//!   checking their bounds, and applying them onto a base `Limits`.
+//!
+//! So a new limit is one table entry, plus a golden case in
+//! `tests/manifest_ui/` for its bound or spelling.
+//!
+//! Imports point one way: `manifest` → `limits` → `units`, `problem`. The
+//! generic units and the problem `Collector` live in `config/`, not
+//! `config/manifest/`, so that this module never imports `manifest`.
 
 use std::time::Duration;
 
+use serde::de::MapAccess;
+use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use toml::Spanned;
+use toml::de::DeValue;
 
-/// Fuel per request when neither `[defaults]` nor the service sets it.
-pub const DEFAULT_FUEL: u64 = 1_000_000_000;
-/// Linear memory per instance by default: 128 MiB.
-pub const DEFAULT_MEMORY: u64 = 128 << 20;
-/// Wall-clock time per request by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests in flight per service by default.
-pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
-/// Largest request body by default: 10 MiB.
-pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
-/// Idle time before a service's compiled code is dropped, by default.
-pub const DEFAULT_IDLE_UNLOAD: Duration = Duration::from_secs(600);
-/// How long a reused WASI 0.3 instance waits for its next request.
-pub const DEFAULT_INSTANCE_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Live resource handles per instance by default (wasmtime allows 1,000,000
-/// in its table and 100,000 component handles).
-pub const DEFAULT_MAX_RESOURCE_HANDLES: u32 = 10_000;
-/// Bytes a guest may pass to the host in one call by default (wasmtime: 128 MiB).
-pub const DEFAULT_HOSTCALL_FUEL: u64 = 4 << 20;
-/// Bytes in one wasi:http `fields` by default, counted as wasmtime counts
-/// them (names and values plus about 72 bytes per entry; wasmtime: 128 KiB).
-pub const DEFAULT_MAX_HTTP_FIELDS_SIZE: u64 = 64 << 10;
-/// Header fields in a guest's response or outbound request by default.
-pub const DEFAULT_MAX_HTTP_FIELDS: u32 = 100;
-/// Largest `get-random-bytes` by default (wasmtime: 64 MiB).
-pub const DEFAULT_MAX_RANDOM_BYTES: u64 = 1 << 20;
-/// Outbound request body bytes buffered by the host by default (wasmtime:
-/// two 1 MiB chunks).
-pub const DEFAULT_OUTBOUND_BODY_BUFFER: u64 = 64 << 10;
+use crate::config::problem::Collector;
+use crate::config::units::{ByteSize, Count, Fuel, HumanDuration};
+
 /// The smallest `memory` accepted: one 64 KiB wasm page.
 pub const MIN_MEMORY: u64 = 64 << 10;
 
-/// Every per-service limit, resolved (`[defaults]` merged with the
-/// service's overrides).
+/// The smallest `hostcall_fuel`, `max_http_fields_size` and
+/// `outbound_body_buffer` accepted: below this, a hostcall, a header map or
+/// an outbound body write that ordinary guests make would fail.
+pub const MIN_BUFFER: u64 = 4 << 10;
+
+/// Generates everything per limit from the table at its one invocation.
 ///
-/// Serializes for the admin API with the manifest's spelling: fuel as an
-/// integer or `"unlimited"`, sizes in bytes, durations as `"10s"`-style
-/// strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    /// Wasm fuel per request; `None` = `"unlimited"`.
-    #[serde(serialize_with = "serialize_fuel")]
-    pub fuel: Option<u64>,
-    /// Linear memory per instance, in bytes.
-    pub memory: u64,
-    /// Wall clock per request, body streaming included.
-    #[serde(serialize_with = "serialize_duration")]
-    pub timeout: Duration,
-    /// Requests in flight per service (at least 1).
-    pub max_concurrency: u32,
-    /// Largest accepted request body, in bytes.
-    pub max_request_body: u64,
-    /// Drop compiled code after this long without traffic.
-    #[serde(serialize_with = "serialize_duration")]
-    pub idle_unload: Duration,
-    /// Requests one WASI 0.3 instance serves; 1 = fresh per request.
-    pub max_requests_per_instance: u32,
-    /// Requests a reused WASI 0.3 instance handles at once.
-    pub max_concurrent_per_instance: u32,
-    /// How long a reused WASI 0.3 instance waits for its next request.
-    #[serde(serialize_with = "serialize_duration")]
-    pub instance_idle_timeout: Duration,
-    /// Load the compiled code on the first request instead of at start.
-    pub lazy_start: bool,
-    /// Live resource handles one instance may hold.
-    pub max_resource_handles: u32,
-    /// Bytes a guest may pass to the host in one call.
-    pub hostcall_fuel: u64,
-    /// Bytes one wasi:http `fields` may hold (wasmtime's accounting).
-    pub max_http_fields_size: u64,
+/// Each entry is `doc; field: ResolvedType as Unit = default`, then
+/// optionally `, refuse |v| condition => message` (checked on the written
+/// unit value `v`; `message` is a `&str` or `String`), then `;`. Counts need
+/// no `refuse`: `Count` itself refuses `0`.
+macro_rules! limits {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $ty:ty as $unit:ty = $default:expr
+        $(, refuse |$v:ident| $refused:expr => $message:expr)?;
+    )*) => {
+        /// Every per-service limit, resolved (`[defaults]` merged with the
+        /// service's overrides).
+        ///
+        /// Serializes for the admin API with the manifest's spelling: fuel
+        /// as an integer or `"unlimited"`, sizes in bytes, durations as
+        /// `"10s"`-style strings.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Limits {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $( $name: $default, )* }
+            }
+        }
+
+        impl Serialize for Limits {
+            /// Each limit as its manifest unit writes it.
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut out = s.serialize_struct("Limits", LimitKeys::KEYS.len())?;
+                $( out.serialize_field(stringify!($name), &<$unit>::from(self.$name))?; )*
+                out.end()
+            }
+        }
+
+        /// The limit keys one manifest table sets, as written: `None` when
+        /// the table does not set it (inherit). `[defaults]` is one of
+        /// these; each `[[service]]` embeds one.
+        #[derive(Debug, Clone, Default)]
+        pub struct LimitKeys {
+            $(
+                $(#[doc = $doc])*
+                #[doc = ""]
+                #[doc = concat!(
+                    "In a `[[service]]`: overrides `[defaults].", stringify!($name), "`."
+                )]
+                pub $name: Option<Spanned<$unit>>,
+            )*
+        }
+
+        impl LimitKeys {
+            /// Every limit key, in documentation order.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// Loads `value` if `key` is a limit key (a bad value is a
+            /// problem about `{prefix}{key}`), and returns the key; `None`
+            /// when `key` is not a limit.
+            pub(crate) fn load_key(
+                &mut self,
+                key: &str,
+                value: &Spanned<DeValue<'_>>,
+                cx: &mut Collector<'_>,
+                prefix: &str,
+            ) -> Option<&'static str> {
+                match key {
+                    $( stringify!($name) => {
+                        self.$name = cx.load(value, &[prefix, key].concat());
+                        Some(stringify!($name))
+                    } )*
+                    _ => None,
+                }
+            }
+
+            /// Plain serde: takes the next value of `map` if `key` is a limit
+            /// key; `false` when it is not.
+            pub(crate) fn deserialize_key<'de, A: MapAccess<'de>>(
+                &mut self,
+                key: &str,
+                map: &mut A,
+            ) -> Result<bool, A::Error> {
+                match key {
+                    $( stringify!($name) => self.$name = Some(map.next_value()?), )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+
+            /// Records a problem about `{prefix}{key}` for each value below
+            /// its limit's bound (`0s` is a fine duration, not a fine
+            /// timeout).
+            pub(crate) fn check(&self, cx: &mut Collector<'_>, prefix: &str) {
+                $( $(
+                    if let Some(value) = &self.$name {
+                        let $v = value.get_ref();
+                        if $refused {
+                            let field = [prefix, stringify!($name)].concat();
+                            cx.field(value.span(), &field, $message);
+                        }
+                    }
+                )? )*
+            }
+
+            /// `base` with every limit these keys set replaced.
+            pub fn apply_to(&self, base: &Limits) -> Limits {
+                Limits {
+                    $( $name: self.$name
+                        .as_ref()
+                        .map_or(base.$name, |v| <$ty>::from(*v.get_ref())), )*
+                }
+            }
+        }
+    };
+}
+
+limits! {
+    /// Wasm fuel per request, or `"unlimited"` (`None`).
+    /// Default `1_000_000_000`. Example: `fuel = 50_000_000`
+    fuel: Option<u64> as Fuel = Some(1_000_000_000);
+
+    /// Linear memory per instance, in bytes. Default `"128MiB"`.
+    /// Example: `memory = "64MiB"`
+    memory: u64 as ByteSize = 128 << 20,
+        refuse |v| v.0 < MIN_MEMORY => format!("memory `{v}` is below one wasm page: use at least `64KiB`");
+
+    /// Wall clock per request, body streaming included. Default `"10s"`.
+    /// Example: `timeout = "2s"`
+    timeout: Duration as HumanDuration = Duration::from_secs(10),
+        refuse |v| v.0.is_zero() => "must be longer than `0s`";
+
+    /// Requests in flight per service. Default `256`.
+    /// Example: `max_concurrency = 16`
+    max_concurrency: u32 as Count = 256;
+
+    /// Largest accepted request body, in bytes. Default `"10MiB"`.
+    /// Example: `max_request_body = "1MiB"`
+    max_request_body: u64 as ByteSize = 10 << 20;
+
+    /// Drop compiled code after this long without traffic. Default `"10m"`.
+    /// Example: `idle_unload = "1h"`
+    idle_unload: Duration as HumanDuration = Duration::from_secs(600),
+        refuse |v| v.0.is_zero() => "must be longer than `0s`";
+
+    /// Requests one WASI 0.3 instance serves before it is dropped; `1`
+    /// (the default) is a fresh instance per request. WASI 0.2 components
+    /// always get a fresh instance.
+    /// Example: `max_requests_per_instance = 100`
+    max_requests_per_instance: u32 as Count = 1;
+
+    /// Requests a reused WASI 0.3 instance handles at once. Default `1`.
+    /// Example: `max_concurrent_per_instance = 8`
+    max_concurrent_per_instance: u32 as Count = 1;
+
+    /// How long a reused WASI 0.3 instance waits for its next request
+    /// before it is dropped. Default `"5s"`.
+    /// Example: `instance_idle_timeout = "30s"`
+    instance_idle_timeout: Duration as HumanDuration = Duration::from_secs(5);
+
+    /// Load services on their first request instead of at start (the cache
+    /// is still filled at start). Default `false`.
+    /// Example: `lazy_start = true`
+    lazy_start: bool as bool = false;
+
+    /// Live resource handles (streams, fields, requests, ...) one instance
+    /// may hold. Default `10_000` (wasmtime allows 1,000,000 in its table
+    /// and 100,000 component handles).
+    /// Example: `max_resource_handles = 1000`
+    max_resource_handles: u32 as Count = 10_000;
+
+    /// Bytes a guest may pass to the host in one call (strings and lists
+    /// copied out of its memory). Default `"4MiB"` (wasmtime: 128 MiB).
+    /// Example: `hostcall_fuel = "16MiB"`
+    hostcall_fuel: u64 as ByteSize = 4 << 20,
+        refuse |v| v.0 < MIN_BUFFER => format!("`{v}` is too small: use at least `4KiB`");
+
+    /// Bytes one wasi:http `fields` (a header map the guest builds) may
+    /// hold, counted as wasmtime counts them (names and values plus about
+    /// 72 bytes per entry). Default `"64KiB"` (wasmtime: 128 KiB).
+    /// Example: `max_http_fields_size = "16KiB"`
+    max_http_fields_size: u64 as ByteSize = 64 << 10,
+        refuse |v| v.0 < MIN_BUFFER => format!("`{v}` is too small: use at least `4KiB`");
+
     /// Header fields in a guest's response or outbound request.
-    pub max_http_fields: u32,
-    /// Largest `get-random-bytes` request.
-    pub max_random_bytes: u64,
-    /// Outbound request body bytes buffered before the guest's writes wait.
-    pub outbound_body_buffer: u64,
-}
+    /// Default `100`. Example: `max_http_fields = 50`
+    max_http_fields: u32 as Count = 100;
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            fuel: Some(DEFAULT_FUEL),
-            memory: DEFAULT_MEMORY,
-            timeout: DEFAULT_TIMEOUT,
-            max_concurrency: DEFAULT_MAX_CONCURRENCY,
-            max_request_body: DEFAULT_MAX_REQUEST_BODY,
-            idle_unload: DEFAULT_IDLE_UNLOAD,
-            max_requests_per_instance: 1,
-            max_concurrent_per_instance: 1,
-            instance_idle_timeout: DEFAULT_INSTANCE_IDLE_TIMEOUT,
-            lazy_start: false,
-            max_resource_handles: DEFAULT_MAX_RESOURCE_HANDLES,
-            hostcall_fuel: DEFAULT_HOSTCALL_FUEL,
-            max_http_fields_size: DEFAULT_MAX_HTTP_FIELDS_SIZE,
-            max_http_fields: DEFAULT_MAX_HTTP_FIELDS,
-            max_random_bytes: DEFAULT_MAX_RANDOM_BYTES,
-            outbound_body_buffer: DEFAULT_OUTBOUND_BODY_BUFFER,
-        }
-    }
-}
+    /// Largest `get-random-bytes` request. Default `"1MiB"` (wasmtime:
+    /// 64 MiB). Example: `max_random_bytes = "64KiB"`
+    max_random_bytes: u64 as ByteSize = 1 << 20;
 
-/// Limits set in one place (`[defaults]` or a `[[service]]`); `None` means
-/// "not set here, inherit".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
-    /// `Some(None)` sets fuel to `"unlimited"`.
-    pub fuel: Option<Option<u64>>,
-    /// Bytes.
-    pub memory: Option<u64>,
-    /// Wall clock per request.
-    pub timeout: Option<Duration>,
-    /// Requests in flight.
-    pub max_concurrency: Option<u32>,
-    /// Bytes.
-    pub max_request_body: Option<u64>,
-    /// Idle time before unloading.
-    pub idle_unload: Option<Duration>,
-    /// Requests per WASI 0.3 instance.
-    pub max_requests_per_instance: Option<u32>,
-    /// Concurrent requests per reused WASI 0.3 instance.
-    pub max_concurrent_per_instance: Option<u32>,
-    /// Idle time of a reused WASI 0.3 instance.
-    pub instance_idle_timeout: Option<Duration>,
-    /// Load on the first request.
-    pub lazy_start: Option<bool>,
-    /// Resource handles per instance.
-    pub max_resource_handles: Option<u32>,
-    /// Bytes per hostcall.
-    pub hostcall_fuel: Option<u64>,
-    /// Bytes per wasi:http `fields`.
-    pub max_http_fields_size: Option<u64>,
-    /// Header fields per response or outbound request.
-    pub max_http_fields: Option<u32>,
-    /// Bytes per `get-random-bytes`.
-    pub max_random_bytes: Option<u64>,
-    /// Outbound body bytes buffered.
-    pub outbound_body_buffer: Option<u64>,
-}
-
-impl Limits {
-    /// These limits with every limit that `overrides` sets replaced.
-    pub fn with_overrides(&self, overrides: &LimitOverrides) -> Limits {
-        Limits {
-            fuel: overrides.fuel.unwrap_or(self.fuel),
-            memory: overrides.memory.unwrap_or(self.memory),
-            timeout: overrides.timeout.unwrap_or(self.timeout),
-            max_concurrency: overrides.max_concurrency.unwrap_or(self.max_concurrency),
-            max_request_body: overrides.max_request_body.unwrap_or(self.max_request_body),
-            idle_unload: overrides.idle_unload.unwrap_or(self.idle_unload),
-            max_requests_per_instance: overrides
-                .max_requests_per_instance
-                .unwrap_or(self.max_requests_per_instance),
-            max_concurrent_per_instance: overrides
-                .max_concurrent_per_instance
-                .unwrap_or(self.max_concurrent_per_instance),
-            instance_idle_timeout: overrides
-                .instance_idle_timeout
-                .unwrap_or(self.instance_idle_timeout),
-            lazy_start: overrides.lazy_start.unwrap_or(self.lazy_start),
-            max_resource_handles: overrides
-                .max_resource_handles
-                .unwrap_or(self.max_resource_handles),
-            hostcall_fuel: overrides.hostcall_fuel.unwrap_or(self.hostcall_fuel),
-            max_http_fields_size: overrides
-                .max_http_fields_size
-                .unwrap_or(self.max_http_fields_size),
-            max_http_fields: overrides.max_http_fields.unwrap_or(self.max_http_fields),
-            max_random_bytes: overrides.max_random_bytes.unwrap_or(self.max_random_bytes),
-            outbound_body_buffer: overrides
-                .outbound_body_buffer
-                .unwrap_or(self.outbound_body_buffer),
-        }
-    }
-}
-
-fn serialize_fuel<S: Serializer>(fuel: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    match fuel {
-        Some(fuel) => s.serialize_u64(*fuel),
-        None => s.serialize_str("unlimited"),
-    }
-}
-
-/// Durations as the manifest writes them: `10s`, `1m30s`, `250ms`.
-fn serialize_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&crate::config::manifest::units::HumanDuration(*d))
+    /// Outbound request body bytes the host buffers before the guest's
+    /// writes wait for the upstream. Default `"64KiB"` (wasmtime: two 1 MiB
+    /// chunks). Example: `outbound_body_buffer = "1MiB"`
+    outbound_body_buffer: u64 as ByteSize = 64 << 10,
+        refuse |v| v.0 < MIN_BUFFER => format!("`{v}` is too small: use at least `4KiB`");
 }
 
 /// Bytes of a header section as sent (`name: value\r\n` per field).
@@ -215,7 +259,26 @@ impl Limits {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use toml::de::DeTable;
+
     use super::*;
+
+    /// The limit keys of `text` (one TOML table), and every problem in it.
+    fn keys(text: &str, prefix: &str) -> (LimitKeys, Vec<String>) {
+        let mut cx = Collector::new(Path::new("m.toml"), text);
+        let table = DeTable::parse(text).unwrap();
+        let mut keys = LimitKeys::default();
+        for (key, value) in table.get_ref() {
+            assert!(
+                keys.load_key(key.get_ref(), value, &mut cx, prefix)
+                    .is_some()
+            );
+        }
+        keys.check(&mut cx, prefix);
+        (keys, cx.finish().iter().map(|p| p.to_string()).collect())
+    }
 
     #[test]
     fn defaults_match_the_spec() {
@@ -230,19 +293,31 @@ mod tests {
 
     #[test]
     fn overrides_replace_only_what_they_set() {
-        let overrides = LimitOverrides {
-            fuel: Some(None),
-            timeout: Some(Duration::from_secs(2)),
-            ..LimitOverrides::default()
-        };
-        let limits = Limits::default().with_overrides(&overrides);
+        let (overrides, problems) = keys("fuel = \"unlimited\"\ntimeout = \"2s\"\n", "");
+        assert!(problems.is_empty(), "{problems:#?}");
+        let limits = overrides.apply_to(&Limits::default());
         assert_eq!(limits.fuel, None);
         assert_eq!(limits.timeout, Duration::from_secs(2));
-        assert_eq!(limits.memory, DEFAULT_MEMORY);
+        assert_eq!(limits.memory, Limits::default().memory);
     }
 
     #[test]
-    fn limits_serialize_in_the_manifest_spelling() {
+    fn values_below_a_bound_are_problems_about_the_prefixed_field() {
+        let (_, problems) = keys(
+            "memory = \"1KiB\"\ntimeout = \"0s\"\nhostcall_fuel = 4096\nmax_random_bytes = 0\n",
+            "defaults.",
+        );
+        assert_eq!(
+            problems,
+            [
+                "m.toml:1:10: field `defaults.memory`: memory `1KiB` is below one wasm page: use at least `64KiB`",
+                "m.toml:2:11: field `defaults.timeout`: must be longer than `0s`",
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_serialize_every_key_in_the_manifest_spelling() {
         let limits = Limits {
             fuel: None,
             ..Limits::default()
@@ -252,5 +327,16 @@ mod tests {
         assert_eq!(json["timeout"], "10s");
         assert_eq!(json["idle_unload"], "10m");
         assert_eq!(json["memory"], 134_217_728);
+        assert_eq!(json["lazy_start"], false);
+        let mut written: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut keys = LimitKeys::KEYS.to_vec();
+        written.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(written, keys);
     }
 }

@@ -6,17 +6,19 @@
 //! service and field. The reference for every key is `docs/manifest.md`.
 //!
 //! - `schema.rs`: the TOML shape, loaded key by key (unknown keys, types);
-//! - `units.rs`: validated newtypes (durations, sizes, fuel, names, routes);
+//!   the limit keys are `LimitKeys`, generated in `config/limits.rs`;
+//! - `units.rs`: validated newtypes for names, routes and addresses (the
+//!   generic durations, sizes, fuel and counts are in `config/units.rs`);
 //! - `outbound_rule.rs`: `OutboundRule` (`allowed_outbound_hosts` entries);
 //! - `validate.rs`: defaults, paths, and checks across values (required
-//!   keys, unique names, route clashes, files on disk);
-//! - `problem.rs`: `Problem` and `Problems`.
+//!   keys, unique names, route clashes, files on disk).
+//!
+//! `Problem` and `Problems` (re-exported here) live in `config/problem.rs`.
 //!
 //! A manifest with no `[[service]]` is valid: the host starts and answers
 //! every request with `no_route` until a reload adds services.
 
 pub mod outbound_rule;
-pub mod problem;
 pub mod schema;
 pub mod units;
 mod validate;
@@ -29,10 +31,11 @@ use serde::{Serialize, Serializer};
 use toml::de::DeTable;
 
 use crate::config::limits::Limits;
+use crate::config::problem::Collector;
 use crate::config::router::Route;
 
+pub use crate::config::problem::{Problem, Problems};
 pub use outbound_rule::OutboundRule;
-pub use problem::{Problem, Problems};
 
 /// A checked manifest, ready to serve.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,7 +151,7 @@ impl Manifest {
     /// (components, `files`, `cache_dir`) resolve against `path`'s folder,
     /// and components and `files` directories must exist there.
     pub fn from_str(text: &str, path: &Path) -> Result<Manifest, Problems> {
-        let mut cx = problem::Collector::new(path, text);
+        let mut cx = Collector::new(path, text);
         let doc = match DeTable::parse(text) {
             Ok(doc) => doc,
             Err(e) => {

@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::units::{InvalidValue, deserialize_via_try_from, invalid, is_dns_name};
+use super::units::is_dns_name;
+use crate::config::units::{InvalidValue, deserialize_via_try_from, invalid};
 
 /// One entry of `allowed_outbound_hosts`: `scheme://host[:port]`.
 ///

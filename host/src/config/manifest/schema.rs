@@ -1,51 +1,70 @@
 //! The manifest's TOML shape: one struct per table, every field spanned.
 //!
-//! The structs derive `Deserialize` with `deny_unknown_fields`, so they are
-//! usable with plain `toml::from_str`. But a serde pass stops at the first
-//! error, and `wasmhost check` must report all of them, so the loader below
-//! walks the parsed document itself: each table's keys are checked against
-//! its `KEYS` (unknown keys get a "did you mean" hint), and each value is
-//! deserialized on its own, so one bad value does not hide the next. Values
-//! are turned into the validated newtypes of `units.rs` here; what needs more
-//! than one value (duplicates, clashes, files on disk) is `validate.rs`'s job.
+//! The structs implement `Deserialize` with unknown fields denied, so they
+//! are usable with plain `toml::from_str`. But a serde pass stops at the
+//! first error, and `wasmhost check` must report all of them, so the loader
+//! below walks the parsed document itself: each table's keys are checked
+//! against its `KEYS` (unknown keys get a "did you mean" hint), and each
+//! value is deserialized on its own, so one bad value does not hide the
+//! next. Values are turned into the validated units here; what needs more
+//! than one value (duplicates, clashes, files on disk) is `validate.rs`'s
+//! job.
+//!
+//! The limit keys are not listed here: `[defaults]` and each `[[service]]`
+//! embed a `LimitKeys` (`..limits` below), generated from the one table in
+//! `config/limits.rs`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
-use super::problem::Collector;
-use super::units::{
-    ByteSize, Count, Fuel, HumanDuration, ListenAddr, RouteHost, RoutePrefix, ServiceName,
-};
+use super::units::{ListenAddr, RouteHost, RoutePrefix, ServiceName};
+use crate::config::limits::LimitKeys;
+use crate::config::problem::Collector;
+use crate::config::units::{Count, HumanDuration};
 
 /// Declares a manifest table: the struct (every field an optional spanned
-/// value), its `KEYS`, and `from_table`, which loads each key on its own and
-/// collects a problem for each unknown key or bad value.
+/// value, plus the embedded `LimitKeys` after `..limits`), its `KEYS` (the
+/// limit keys in the place of `..limits`), `from_table`, which loads each
+/// key on its own and collects a problem for each unknown key or bad value,
+/// and a plain-serde `Deserialize` that denies unknown fields.
 macro_rules! section {
+    (@keys [$($before:expr),*]) => { &[$($before),*] };
+    (@keys [$($before:expr),*] $limits:ident [$($after:expr),*]) => {
+        &join_keys::<{ key_count(&[$($before),*]) + LimitKeys::KEYS.len() + key_count(&[$($after),*]) }>(
+            &[$($before),*],
+            &[$($after),*],
+        )
+    };
     (
         $(#[$meta:meta])*
         pub struct $name:ident in $table:literal, fields prefixed $prefix:literal {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty, )*
+            $( ..$limits:ident, $( $(#[$ameta:meta])* $after:ident : $aty:ty, )* )?
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[derive(Debug, Clone, Default)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: Option<Spanned<$ty>>, )*
+            $(
+                #[doc = concat!("The limit keys written in `", $table, "`.")]
+                pub $limits: LimitKeys,
+                $( $(#[$ameta])* pub $after: Option<Spanned<$aty>>, )*
+            )?
             /// Every known key written in the file, even those whose value
             /// was refused: a refused value must not also count as missing.
-            #[serde(skip)]
             pub present: Vec<&'static str>,
         }
 
         impl $name {
             /// Every key this table accepts, in documentation order.
-            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+            pub const KEYS: &'static [&'static str] = section!(
+                @keys [$(stringify!($field)),*] $( $limits [$(stringify!($after)),*] )?
+            );
 
             /// How the table is written, for messages.
             pub const TABLE: &'static str = $table;
@@ -58,15 +77,81 @@ macro_rules! section {
                     match key.get_ref().as_ref() {
                         $( stringify!($field) => {
                             section.present.push(stringify!($field));
-                            section.$field = load(value, cx, concat!($prefix, stringify!($field)));
+                            section.$field = cx.load(value, concat!($prefix, stringify!($field)));
                         } )*
-                        other => unknown_key(cx, key.span(), other, concat!("`", $table, "`"), Self::KEYS),
+                        $($( stringify!($after) => {
+                            section.present.push(stringify!($after));
+                            section.$after = cx.load(value, concat!($prefix, stringify!($after)));
+                        } )*)?
+                        other => {
+                            $( if let Some(known) = section.$limits.load_key(other, value, cx, $prefix) {
+                                section.present.push(known);
+                                continue;
+                            } )?
+                            unknown_key(cx, key.span(), other, concat!("`", $table, "`"), Self::KEYS)
+                        }
                     }
                 }
                 section
             }
         }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("the `", $table, "` table"))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut section = $name::default();
+                        while let Some(key) = map.next_key::<String>()? {
+                            match key.as_str() {
+                                $( stringify!($field) => section.$field = Some(map.next_value()?), )*
+                                $($( stringify!($after) => section.$after = Some(map.next_value()?), )*)?
+                                $( other if section.$limits.deserialize_key(other, &mut map)? => {} )?
+                                other => return Err(serde::de::Error::unknown_field(other, $name::KEYS)),
+                            }
+                        }
+                        Ok(section)
+                    }
+                }
+                deserializer.deserialize_map(V)
+            }
+        }
     };
+}
+
+/// How many keys a list has (for the array length in `join_keys`).
+const fn key_count(keys: &[&str]) -> usize {
+    keys.len()
+}
+
+/// A table's `KEYS`: `before`, then every limit key, then `after`.
+const fn join_keys<const N: usize>(
+    before: &[&'static str],
+    after: &[&'static str],
+) -> [&'static str; N] {
+    let mut keys = [""; N];
+    let mut i = 0;
+    while i < before.len() {
+        keys[i] = before[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < LimitKeys::KEYS.len() {
+        keys[i] = LimitKeys::KEYS[j];
+        i += 1;
+        j += 1;
+    }
+    let mut j = 0;
+    while j < after.len() {
+        keys[i] = after[j];
+        i += 1;
+        j += 1;
+    }
+    keys
 }
 
 section! {
@@ -101,61 +186,7 @@ section! {
 section! {
     /// `[defaults]`: limits every service inherits unless it overrides them.
     pub struct DefaultsSection in "[defaults]", fields prefixed "defaults." {
-        /// Wasm fuel per request, or `"unlimited"`. Default `1_000_000_000`.
-        /// Example: `fuel = 50_000_000`
-        fuel: Fuel,
-        /// Linear memory per instance. Default `"128MiB"`.
-        /// Example: `memory = "64MiB"`
-        memory: ByteSize,
-        /// Wall clock per request, body streaming included. Default `"10s"`.
-        /// Example: `timeout = "2s"`
-        timeout: HumanDuration,
-        /// Requests in flight per service. Default `256`.
-        /// Example: `max_concurrency = 16`
-        max_concurrency: Count,
-        /// Largest accepted request body. Default `"10MiB"`.
-        /// Example: `max_request_body = "1MiB"`
-        max_request_body: ByteSize,
-        /// Drop compiled code after this long without traffic. Default `"10m"`.
-        /// Example: `idle_unload = "1h"`
-        idle_unload: HumanDuration,
-        /// Requests one WASI 0.3 instance serves before it is dropped; `1`
-        /// (the default) is a fresh instance per request. WASI 0.2
-        /// components always get a fresh instance.
-        /// Example: `max_requests_per_instance = 100`
-        max_requests_per_instance: Count,
-        /// Requests a reused WASI 0.3 instance handles at once. Default `1`.
-        /// Example: `max_concurrent_per_instance = 8`
-        max_concurrent_per_instance: Count,
-        /// How long a reused WASI 0.3 instance waits for its next request
-        /// before it is dropped. Default `"5s"`.
-        /// Example: `instance_idle_timeout = "30s"`
-        instance_idle_timeout: HumanDuration,
-        /// Load services on their first request instead of at start (the
-        /// cache is still filled at start). Default `false`.
-        /// Example: `lazy_start = true`
-        lazy_start: bool,
-        /// Live resource handles (streams, fields, requests, ...) one
-        /// instance may hold. Default `10_000`.
-        /// Example: `max_resource_handles = 1000`
-        max_resource_handles: Count,
-        /// Bytes a guest may pass to the host in one call (strings and
-        /// lists copied out of its memory). Default `"4MiB"`.
-        /// Example: `hostcall_fuel = "16MiB"`
-        hostcall_fuel: ByteSize,
-        /// Bytes one wasi:http `fields` (a header map the guest builds) may
-        /// hold. Default `"64KiB"`. Example: `max_http_fields_size = "16KiB"`
-        max_http_fields_size: ByteSize,
-        /// Header fields in a guest's response or outbound request.
-        /// Default `100`. Example: `max_http_fields = 50`
-        max_http_fields: Count,
-        /// Largest `get-random-bytes` request. Default `"1MiB"`.
-        /// Example: `max_random_bytes = "64KiB"`
-        max_random_bytes: ByteSize,
-        /// Outbound request body bytes the host buffers before the guest's
-        /// writes wait for the upstream. Default `"64KiB"`.
-        /// Example: `outbound_body_buffer = "1MiB"`
-        outbound_body_buffer: ByteSize,
+        ..limits,
     }
 }
 
@@ -175,42 +206,7 @@ section! {
         /// Restricts the routes to requests for this host.
         /// Example: `host = "api.example.com"`
         host: RouteHost,
-        /// Overrides `[defaults].fuel`. Example: `fuel = "unlimited"`
-        fuel: Fuel,
-        /// Overrides `[defaults].memory`. Example: `memory = "256MiB"`
-        memory: ByteSize,
-        /// Overrides `[defaults].timeout`. Example: `timeout = "30s"`
-        timeout: HumanDuration,
-        /// Overrides `[defaults].max_concurrency`. Example: `max_concurrency = 8`
-        max_concurrency: Count,
-        /// Overrides `[defaults].max_request_body`.
-        /// Example: `max_request_body = "100MiB"`
-        max_request_body: ByteSize,
-        /// Overrides `[defaults].idle_unload`. Example: `idle_unload = "1m"`
-        idle_unload: HumanDuration,
-        /// Overrides `[defaults].max_requests_per_instance`.
-        /// Example: `max_requests_per_instance = 100`
-        max_requests_per_instance: Count,
-        /// Overrides `[defaults].max_concurrent_per_instance`.
-        /// Example: `max_concurrent_per_instance = 8`
-        max_concurrent_per_instance: Count,
-        /// Overrides `[defaults].instance_idle_timeout`.
-        /// Example: `instance_idle_timeout = "30s"`
-        instance_idle_timeout: HumanDuration,
-        /// Overrides `[defaults].lazy_start`. Example: `lazy_start = true`
-        lazy_start: bool,
-        /// Overrides `[defaults].max_resource_handles`.
-        max_resource_handles: Count,
-        /// Overrides `[defaults].hostcall_fuel`.
-        hostcall_fuel: ByteSize,
-        /// Overrides `[defaults].max_http_fields_size`.
-        max_http_fields_size: ByteSize,
-        /// Overrides `[defaults].max_http_fields`.
-        max_http_fields: Count,
-        /// Overrides `[defaults].max_random_bytes`.
-        max_random_bytes: ByteSize,
-        /// Overrides `[defaults].outbound_body_buffer`.
-        outbound_body_buffer: ByteSize,
+        ..limits,
         /// The guest's whole environment. Example: `env = { GREETING = "hi" }`
         env: BTreeMap<Spanned<String>, Spanned<MaybeString>>,
         /// Read-only directories: guest path → host directory (relative to the
@@ -357,22 +353,6 @@ impl<'de> Deserialize<'de> for MaybeString {
     }
 }
 
-/// Deserializes one value on its own; a failure becomes a problem on the
-/// value's span and the field is left unset.
-fn load<T: DeserializeOwned>(
-    value: &Spanned<DeValue<'_>>,
-    cx: &mut Collector<'_>,
-    field: &str,
-) -> Option<Spanned<T>> {
-    match T::deserialize(ValueDeserializer::from(value.clone())) {
-        Ok(v) => Some(Spanned::new(value.span(), v)),
-        Err(e) => {
-            cx.field(e.span().unwrap_or(value.span()), field, e.message());
-            None
-        }
-    }
-}
-
 /// Records an unknown key, with a "did you mean" hint when a known key is
 /// close, or where the key belongs when it is known in another table.
 fn unknown_key(cx: &mut Collector<'_>, span: Range<usize>, key: &str, table: &str, known: &[&str]) {
@@ -405,42 +385,22 @@ fn home_of(key: &str) -> Option<&'static str> {
 }
 
 /// The known key closest to `key`, if it is close enough to be a typo.
+/// Distance is optimal string alignment: Levenshtein, with a swap of two
+/// neighbours counting as one edit (`fule` → `fuel`).
 pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let key = key.to_ascii_lowercase();
     known
         .iter()
-        .map(|k| (edit_distance(&key, k), *k))
+        .map(|k| (strsim::osa_distance(&key, k), *k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
 
-/// Levenshtein distance, with a transposition counting as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // rows[i][j] = distance between a[..i] and b[..j]; three rows suffice.
-    let mut before = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                cur[j] = cur[j].min(before[j - 2] + 1);
-            }
-        }
-        std::mem::swap(&mut before, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::units::Fuel;
 
     #[test]
     fn typos_get_the_closest_key() {
@@ -453,23 +413,30 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance_counts_a_swap_as_one_edit() {
-        assert_eq!(edit_distance("fuel", "fuel"), 0);
-        assert_eq!(edit_distance("fule", "fuel"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    fn the_distance_counts_a_swap_as_one_edit() {
+        assert_eq!(strsim::osa_distance("fuel", "fuel"), 0);
+        assert_eq!(strsim::osa_distance("fule", "fuel"), 1);
+        assert_eq!(strsim::osa_distance("", "abc"), 3);
+        assert_eq!(strsim::osa_distance("kitten", "sitting"), 3);
     }
 
     #[test]
     fn the_sections_also_deserialize_with_plain_serde() {
-        let spec: ManifestSpec = toml::from_str(
-            "[defaults]\nfuel = \"unlimited\"\n[[service]]\nname = \"a\"\ncomponent = \"a.wasm\"\nroute = \"/a/\"\n",
-        )
-        .unwrap();
-        assert_eq!(spec.defaults.fuel.unwrap().into_inner(), Fuel(None));
+        let text = "[defaults]\nfuel = \"unlimited\"\n[[service]]\nname = \"a\"\ncomponent = \"a.wasm\"\nroute = \"/a/\"\nmemory = 65536\n";
+        let spec: ManifestSpec = toml::from_str(text).unwrap();
+        assert_eq!(spec.defaults.limits.fuel.unwrap().into_inner(), Fuel(None));
         let service = spec.services[0].get_ref();
         assert_eq!(service.route.as_ref().unwrap().get_ref().as_str(), "/a");
+        let memory = service.limits.memory.as_ref().unwrap();
+        assert_eq!(memory.get_ref().0, 65536);
+        assert_eq!(
+            memory.span().start,
+            text.find("65536").unwrap(),
+            "spans survive"
+        );
         let typo = toml::from_str::<ManifestSpec>("[host]\nlisen = \"x\"\n").unwrap_err();
         assert!(typo.message().contains("unknown field `lisen`"));
+        let typo = toml::from_str::<ManifestSpec>("[[service]]\nfule = 1\n").unwrap_err();
+        assert!(typo.message().contains("unknown field `fule`"), "{typo}");
     }
 }

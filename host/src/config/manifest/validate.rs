@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::problem::Collector;
-use super::schema::{DefaultsSection, ManifestSpec, ServiceSection};
+use super::schema::{ManifestSpec, ServiceSection};
 use super::units::{OutboundRule, RoutePrefix};
 use super::{HostConfig, Manifest, ServiceConfig};
-use crate::config::limits::{LimitOverrides, Limits, MIN_MEMORY};
+use crate::config::limits::Limits;
+use crate::config::problem::Collector;
 use crate::config::router::Route;
 
 /// Builds the manifest, recording every semantic problem in `cx`. The
@@ -35,19 +35,8 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
     {
         cx.field(t.span(), "host.header_timeout", "must be longer than `0s`");
     }
-    check_limit_ranges(
-        cx,
-        "defaults.",
-        &spec.defaults.memory,
-        &spec.defaults.timeout,
-        &spec.defaults.idle_unload,
-        [
-            ("hostcall_fuel", &spec.defaults.hostcall_fuel),
-            ("max_http_fields_size", &spec.defaults.max_http_fields_size),
-            ("outbound_body_buffer", &spec.defaults.outbound_body_buffer),
-        ],
-    );
-    let defaults = Limits::default().with_overrides(&defaults_overrides(&spec.defaults));
+    spec.defaults.limits.check(cx, "defaults.");
+    let defaults = spec.defaults.limits.apply_to(&Limits::default());
 
     let mut names: HashMap<String, usize> = HashMap::new();
     // (host, prefix) → (service name, line) of the first service to claim it.
@@ -118,97 +107,6 @@ fn resolve(dir: &Path, path: &str) -> PathBuf {
     joined.components().collect()
 }
 
-fn defaults_overrides(d: &DefaultsSection) -> LimitOverrides {
-    LimitOverrides {
-        fuel: d.fuel.as_ref().map(|v| v.get_ref().0),
-        memory: d.memory.as_ref().map(|v| v.get_ref().0),
-        timeout: d.timeout.as_ref().map(|v| v.get_ref().0),
-        max_concurrency: d.max_concurrency.as_ref().map(|v| v.get_ref().0),
-        max_request_body: d.max_request_body.as_ref().map(|v| v.get_ref().0),
-        idle_unload: d.idle_unload.as_ref().map(|v| v.get_ref().0),
-        max_requests_per_instance: d.max_requests_per_instance.as_ref().map(|v| v.get_ref().0),
-        max_concurrent_per_instance: d
-            .max_concurrent_per_instance
-            .as_ref()
-            .map(|v| v.get_ref().0),
-        instance_idle_timeout: d.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
-        lazy_start: d.lazy_start.as_ref().map(|v| *v.get_ref()),
-        max_resource_handles: d.max_resource_handles.as_ref().map(|v| v.get_ref().0),
-        hostcall_fuel: d.hostcall_fuel.as_ref().map(|v| v.get_ref().0),
-        max_http_fields_size: d.max_http_fields_size.as_ref().map(|v| v.get_ref().0),
-        max_http_fields: d.max_http_fields.as_ref().map(|v| v.get_ref().0),
-        max_random_bytes: d.max_random_bytes.as_ref().map(|v| v.get_ref().0),
-        outbound_body_buffer: d.outbound_body_buffer.as_ref().map(|v| v.get_ref().0),
-    }
-}
-
-fn service_overrides(s: &ServiceSection) -> LimitOverrides {
-    LimitOverrides {
-        fuel: s.fuel.as_ref().map(|v| v.get_ref().0),
-        memory: s.memory.as_ref().map(|v| v.get_ref().0),
-        timeout: s.timeout.as_ref().map(|v| v.get_ref().0),
-        max_concurrency: s.max_concurrency.as_ref().map(|v| v.get_ref().0),
-        max_request_body: s.max_request_body.as_ref().map(|v| v.get_ref().0),
-        idle_unload: s.idle_unload.as_ref().map(|v| v.get_ref().0),
-        max_requests_per_instance: s.max_requests_per_instance.as_ref().map(|v| v.get_ref().0),
-        max_concurrent_per_instance: s
-            .max_concurrent_per_instance
-            .as_ref()
-            .map(|v| v.get_ref().0),
-        instance_idle_timeout: s.instance_idle_timeout.as_ref().map(|v| v.get_ref().0),
-        lazy_start: s.lazy_start.as_ref().map(|v| *v.get_ref()),
-        max_resource_handles: s.max_resource_handles.as_ref().map(|v| v.get_ref().0),
-        hostcall_fuel: s.hostcall_fuel.as_ref().map(|v| v.get_ref().0),
-        max_http_fields_size: s.max_http_fields_size.as_ref().map(|v| v.get_ref().0),
-        max_http_fields: s.max_http_fields.as_ref().map(|v| v.get_ref().0),
-        max_random_bytes: s.max_random_bytes.as_ref().map(|v| v.get_ref().0),
-        outbound_body_buffer: s.outbound_body_buffer.as_ref().map(|v| v.get_ref().0),
-    }
-}
-
-/// Range checks that the units alone cannot make (`0s` is a fine duration,
-/// but not a fine timeout).
-fn check_limit_ranges(
-    cx: &mut Collector<'_>,
-    prefix: &str,
-    memory: &Option<Spanned<super::units::ByteSize>>,
-    timeout: &Option<Spanned<super::units::HumanDuration>>,
-    idle_unload: &Option<Spanned<super::units::HumanDuration>>,
-    buffers: [(&str, &Option<Spanned<super::units::ByteSize>>); 3],
-) {
-    // Below this a hostcall, a header map or an outbound body write that
-    // ordinary guests make would fail.
-    const MIN_BUFFER: u64 = 4 << 10;
-    for (name, value) in buffers {
-        if let Some(value) = value.as_ref().filter(|v| v.get_ref().0 < MIN_BUFFER) {
-            cx.field(
-                value.span(),
-                &format!("{prefix}{name}"),
-                format!("`{}` is too small: use at least `4KiB`", value.get_ref()),
-            );
-        }
-    }
-    if let Some(memory) = memory.as_ref().filter(|m| m.get_ref().0 < MIN_MEMORY) {
-        cx.field(
-            memory.span(),
-            &format!("{prefix}memory"),
-            format!(
-                "memory `{}` is below one wasm page: use at least `64KiB`",
-                memory.get_ref()
-            ),
-        );
-    }
-    for (name, value) in [("timeout", timeout), ("idle_unload", idle_unload)] {
-        if let Some(value) = value.as_ref().filter(|v| v.get_ref().0 == Duration::ZERO) {
-            cx.field(
-                value.span(),
-                &format!("{prefix}{name}"),
-                "must be longer than `0s`",
-            );
-        }
-    }
-}
-
 fn service_config(
     service: &Spanned<ServiceSection>,
     dir: &Path,
@@ -268,19 +166,8 @@ fn service_config(
 
     let routes = routes(s, span.clone(), &name, claimed, cx);
 
-    check_limit_ranges(
-        cx,
-        "",
-        &s.memory,
-        &s.timeout,
-        &s.idle_unload,
-        [
-            ("hostcall_fuel", &s.hostcall_fuel),
-            ("max_http_fields_size", &s.max_http_fields_size),
-            ("outbound_body_buffer", &s.outbound_body_buffer),
-        ],
-    );
-    let limits = defaults.with_overrides(&service_overrides(s));
+    s.limits.check(cx, "");
+    let limits = s.limits.apply_to(defaults);
 
     let mut env = Vec::new();
     if let Some(vars) = &s.env {

@@ -1,9 +1,17 @@
 //! `Problem`: one thing wrong with a manifest, located by file, line,
-//! column, service and field; `Problems`: all of them at once.
+//! column, service and field; `Problems`: all of them at once; and the
+//! `Collector` that gathers them while a manifest is loaded.
+//!
+//! It sits in `config/`, not `config/manifest/`, because `limits` loads and
+//! checks its own keys and must not import `manifest` (which imports it).
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
 
 /// One thing wrong with a manifest.
 ///
@@ -157,6 +165,22 @@ impl<'a> Collector<'a> {
     /// Records a problem about `field` of the current service.
     pub(crate) fn field(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
         self.push(span, Some(field), message.into());
+    }
+
+    /// Deserializes one value on its own; a failure becomes a problem about
+    /// `field` on the value's span, and `None`.
+    pub(crate) fn load<T: DeserializeOwned>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        field: &str,
+    ) -> Option<Spanned<T>> {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => Some(Spanned::new(value.span(), v)),
+            Err(e) => {
+                self.field(e.span().unwrap_or(value.span()), field, e.message());
+                None
+            }
+        }
     }
 
     pub(crate) fn has_problems(&self) -> bool {
