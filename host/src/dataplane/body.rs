@@ -255,25 +255,25 @@ impl Body for HostBody {
                 if *finished {
                     return Poll::Ready(None);
                 }
-                if held.is_some() {
-                    match ready!(settle.poll(cx)) {
-                        Ok(()) => return Poll::Ready(held.take().map(Ok)),
-                        Err(kind) => {
-                            *held = None;
-                            *finished = true;
-                            (Some(kind), Aborted(kind.to_string()))
-                        }
+                loop {
+                    if held.is_some() {
+                        break match ready!(settle.poll(cx)) {
+                            Ok(()) => return Poll::Ready(held.take().map(Ok)),
+                            Err(kind) => {
+                                *held = None;
+                                *finished = true;
+                                (Some(kind), Aborted(kind.to_string()))
+                            }
+                        };
                     }
-                } else {
-                    match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+                    break match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
                         Some(Ok(frame)) => {
                             if let (Some(left), Some(data)) = (remaining.as_mut(), frame.data_ref())
                             {
                                 *left = left.saturating_sub(data.len() as u64);
                                 if *left == 0 && !data.is_empty() {
                                     *held = Some(frame);
-                                    cx.waker().wake_by_ref();
-                                    return Poll::Pending;
+                                    continue;
                                 }
                             }
                             return Poll::Ready(Some(Ok(frame)));
@@ -296,7 +296,7 @@ impl Body for HostBody {
                                 Err(kind) => (Some(kind), Aborted(kind.to_string())),
                             }
                         }
-                    }
+                    };
                 }
             }
         };
