@@ -21,10 +21,10 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
+use wasmhost::observe::metrics::Metrics;
 use wasmhost::wasm::cache::ArtifactCache;
 use wasmhost::wasm::component::Loader;
 use wasmhost::wasm::engine::Engines;
-use wasmhost::observe::metrics::Metrics;
 
 /// Instances in each engine's pool; compiling needs none.
 const POOL_INSTANCES: u32 = 4;

@@ -1,5 +1,5 @@
 //! Differential test of `Router` against a reference matcher written from
-//! the routing contract (SPEC "Routing", `host/src/router.rs`), simple
+//! the routing contract (SPEC "Routing", `host/src/config/router.rs`), simple
 //! enough to be obviously right and slow enough not to be the router:
 //! - a route is a path prefix matched at segment boundaries (`/api` matches
 //!   `/api`, `/api/`, `/api/x`, not `/apix`); `/` matches every path; a
