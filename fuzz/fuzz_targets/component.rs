@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use wasmhost::observe::metrics::Metrics;
 use wasmhost::wasm::cache::ArtifactCache;
 use wasmhost::wasm::component::Loader;
-use wasmhost::wasm::engine::Engines;
+use wasmhost::wasm::engine::{Engines, PoolSize};
 
 /// Instances in each engine's pool; compiling needs none.
 const POOL_INSTANCES: u32 = 4;
@@ -32,7 +32,11 @@ const POOL_INSTANCES: u32 = 4;
 fn loader() -> &'static Loader {
     static LOADER: OnceLock<Arc<Loader>> = OnceLock::new();
     LOADER.get_or_init(|| {
-        let engines = Engines::new(POOL_INSTANCES).expect("the WASI 0.2 engine builds");
+        let engines = Engines::new(PoolSize {
+            instances: POOL_INSTANCES,
+            ..PoolSize::default()
+        })
+        .expect("the WASI 0.2 engine builds");
         // A directory below a character device can never be created.
         let artifacts = ArtifactCache::new(PathBuf::from("/dev/null/wasmhost-fuzz-cache"));
         Loader::new(engines, artifacts, Metrics::new())

@@ -24,7 +24,7 @@ use wasmhost::services::reload::Reloader;
 use wasmhost::services::service::LoadedService;
 use wasmhost::wasm::cache::ArtifactCache;
 use wasmhost::wasm::component::{ComponentCache, Loader};
-use wasmhost::wasm::engine::Engines;
+use wasmhost::wasm::engine::{Engines, PoolSize};
 
 fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     let manifest_path = dir.join("bench.toml");
@@ -41,7 +41,15 @@ fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     let manifest = Manifest::load(&manifest_path).expect("the bench manifest is valid");
     let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
     let metrics = Metrics::new();
-    let loader = Loader::new(Engines::new(64).unwrap(), artifacts, metrics.clone());
+    let loader = Loader::new(
+        Engines::new(PoolSize {
+            instances: 64,
+            ..PoolSize::default()
+        })
+        .unwrap(),
+        artifacts,
+        metrics.clone(),
+    );
     let (_reloader, registry) = Reloader::start(&manifest, ComponentCache::new(loader), metrics)
         .unwrap_or_else(|problems| panic!("{problems:?}"));
     registry.load().services[0].clone()

@@ -8,7 +8,7 @@
 //! module written in WAT through the host's own engine; the end-to-end
 //! `hostile` suite covers linear memory through the real server.
 
-use wasmhost::wasm::engine::{Flavor, new_engine};
+use wasmhost::wasm::engine::{Flavor, PoolSize, new_engine};
 use wasmhost::wasm::state::MemoryLimiter;
 use wasmtime::{Engine, Instance, Module, Store};
 
@@ -53,7 +53,14 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_secret_in_memory_a_table_or_a_global_never_reaches_the_next_instance_in_a_slot() {
-    let engine = new_engine(Flavor::P2, 4).unwrap();
+    let engine = new_engine(
+        Flavor::P2,
+        PoolSize {
+            instances: 4,
+            ..PoolSize::default()
+        },
+    )
+    .unwrap();
     let module = Module::new(&engine, wat::parse_str(MODULE).unwrap()).unwrap();
     runtime().block_on(async {
         for round in 0..20 {
@@ -94,7 +101,14 @@ fn a_secret_in_memory_a_table_or_a_global_never_reaches_the_next_instance_in_a_s
 
 #[test]
 fn a_table_grow_bomb_is_refused_by_the_limiter() {
-    let engine = new_engine(Flavor::P2, 4).unwrap();
+    let engine = new_engine(
+        Flavor::P2,
+        PoolSize {
+            instances: 4,
+            ..PoolSize::default()
+        },
+    )
+    .unwrap();
     let module = Module::new(&engine, wat::parse_str(MODULE).unwrap()).unwrap();
     runtime().block_on(async {
         let mut store = store(&engine);

@@ -8,7 +8,7 @@ use crate::observe::metrics::Metrics;
 use crate::services::reload::Reloader;
 use crate::wasm::cache::ArtifactCache;
 use crate::wasm::component::{ComponentCache, Loader};
-use crate::wasm::engine::{Engines, pool_instances};
+use crate::wasm::engine::{Engines, PoolSize};
 
 /// Checks the manifest and its components without serving; `compile`
 /// reports the filled cache instead of "ok".
@@ -17,10 +17,12 @@ pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
         Err(problems) => problems,
         Ok(manifest) => {
             let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
-            let instances =
-                pool_instances(manifest.services.iter().map(|s| s.limits.max_concurrency));
             let metrics = Metrics::new();
-            let loader = Loader::new(Engines::new(instances)?, artifacts, metrics.clone());
+            let loader = Loader::new(
+                Engines::new(PoolSize::for_manifest(&manifest))?,
+                artifacts,
+                metrics.clone(),
+            );
             match Reloader::start(&manifest, ComponentCache::new(loader), metrics) {
                 Ok(_) if compile => {
                     println!(

@@ -16,7 +16,7 @@ use crate::services::reload::Reloader;
 use crate::services::{registry, watch};
 use crate::wasm::cache::ArtifactCache;
 use crate::wasm::component::{ComponentCache, Loader};
-use crate::wasm::engine::{Engines, EpochTicker, pool_instances};
+use crate::wasm::engine::{Engines, EpochTicker, PoolSize};
 
 /// Task polls between two checks for socket readiness (see `serve`).
 const EVENT_INTERVAL: u32 = 4;
@@ -53,9 +53,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the slow lane")?;
     let slow_handle = slow_lane.handle().clone();
     let result = control.block_on(async move {
-        let engines = Engines::new(pool_instances(
-            manifest.services.iter().map(|s| s.limits.max_concurrency),
-        ))?;
+        let pool = PoolSize::for_manifest(&manifest);
+        tracing::info!(
+            instances = pool.instances,
+            keep_resident = pool.keep_resident,
+            "instance pools sized"
+        );
+        let engines = Engines::new(pool)?;
         let metrics = Metrics::new();
         let readiness = Readiness::new();
         let loading = readiness.loading();

@@ -266,11 +266,11 @@ mod tests {
         use crate::config::manifest::Manifest;
         use crate::wasm::cache::ArtifactCache;
         use crate::wasm::component::{ComponentCache, Loader};
-        use crate::wasm::engine::Engines;
+        use crate::wasm::engine::{Engines, PoolSize};
         let dir = tempfile::tempdir().unwrap();
         let manifest = Manifest::from_str("", &dir.path().join("m.toml")).unwrap();
         let metrics = Metrics::new();
-        let engines = Engines::new(1).unwrap();
+        let engines = Engines::new(PoolSize::default()).unwrap();
         let loader = Loader::new(
             engines,
             ArtifactCache::new(dir.path().join("c")),

@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::config::manifest::Manifest;
 use crate::wasm::state::HostState;
 
 /// How often the engine's epoch advances. Every running guest reaches an
@@ -34,6 +35,81 @@ pub const MAX_POOL_INSTANCES: u32 = 1_000;
 /// The fewest, and the headroom added to the manifest's needs for services
 /// a reload adds and reused WASI 0.3 instances.
 const POOL_HEADROOM: u32 = 32;
+
+/// Linear memory kept resident per pool slot at least (and for components
+/// whose initial memory is smaller).
+pub const MIN_KEEP_RESIDENT: u64 = 1 << 20;
+/// The most kept resident per slot, whatever the components need.
+pub const MAX_KEEP_RESIDENT: u64 = 64 << 20;
+
+/// How the instance pools are sized, from the manifest at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    /// Instances each engine's pool has room for (see [`pool_instances`]).
+    pub instances: u32,
+    /// Linear memory bytes a slot keeps resident between instances (see
+    /// [`keep_resident`]).
+    pub keep_resident: u64,
+}
+
+impl PoolSize {
+    /// The pools for `manifest`: room for its services' concurrency, and a
+    /// slot's memory kept resident as large as its largest component's
+    /// initial memory (read from the component files; a file that cannot be
+    /// read counts as small: the loader reports it).
+    pub fn for_manifest(manifest: &Manifest) -> PoolSize {
+        let initial = manifest.services.iter().map(|service| {
+            let initial = std::fs::read(&service.component)
+                .ok()
+                .and_then(|bytes| initial_memory(&bytes))
+                .unwrap_or(0);
+            (initial, service.limits.memory)
+        });
+        PoolSize {
+            instances: pool_instances(manifest.services.iter().map(|s| s.limits.max_concurrency)),
+            keep_resident: keep_resident(initial),
+        }
+    }
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize {
+            instances: POOL_HEADROOM,
+            keep_resident: MIN_KEEP_RESIDENT,
+        }
+    }
+}
+
+/// Bytes of linear memory a pool slot keeps resident: the largest initial
+/// memory of the components, each within its service's `memory` limit,
+/// between [`MIN_KEEP_RESIDENT`] and [`MAX_KEEP_RESIDENT`]. What is kept is
+/// reset in place for the next instance instead of being returned to the
+/// kernel and faulted back in: a language runtime's 15–20 MB heap image
+/// would otherwise be faulted in on every request.
+pub fn keep_resident(components: impl IntoIterator<Item = (u64, u64)>) -> u64 {
+    components
+        .into_iter()
+        .map(|(initial, limit)| initial.min(limit))
+        .fold(MIN_KEEP_RESIDENT, u64::max)
+        .min(MAX_KEEP_RESIDENT)
+}
+
+/// The largest initial linear memory (in bytes) of the core modules inside
+/// component (or module) `bytes`; `None` if they do not parse.
+pub fn initial_memory(bytes: &[u8]) -> Option<u64> {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::MemorySection(memories) = payload.ok()? {
+            for memory in memories {
+                let memory = memory.ok()?;
+                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                largest = largest.max(memory.initial.saturating_mul(page));
+            }
+        }
+    }
+    Some(largest)
+}
 
 /// Instances the pools make room for, from the manifest at start: every
 /// service's `max_concurrency` (a request holds one instance) plus
@@ -71,7 +147,8 @@ pub enum Flavor {
 /// Builds an engine: async, the component model (with component-model-async
 /// for [`Flavor::P3`]), fuel, epoch interruption and the pooling allocator
 /// with resident-memory reuse.
-pub fn new_engine(flavor: Flavor, instances: u32) -> anyhow::Result<Engine> {
+pub fn new_engine(flavor: Flavor, size: PoolSize) -> anyhow::Result<Engine> {
+    let instances = size.instances;
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(flavor == Flavor::P3);
@@ -96,9 +173,10 @@ pub fn new_engine(flavor: Flavor, instances: u32) -> anyhow::Result<Engine> {
     pool.max_memories_per_component(16);
     pool.max_tables_per_component(64);
     pool.table_elements(100_000);
-    // Keep a little of each slot resident and reset it in place instead of
-    // returning it to the kernel: most of the per-request cost otherwise.
-    pool.linear_memory_keep_resident(1 << 20);
+    // Keep each slot's initial memory resident and reset it in place
+    // instead of returning it to the kernel: most of the per-request cost
+    // otherwise (see `keep_resident`).
+    pool.linear_memory_keep_resident(usize::try_from(size.keep_resident).unwrap_or(usize::MAX));
     pool.table_keep_resident(64 << 10);
     pool.async_stack_keep_resident(64 << 10);
     pool.pagemap_scan(Enabled::Auto);
@@ -134,8 +212,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    fn new(flavor: Flavor, instances: u32) -> anyhow::Result<Runtime> {
-        let engine = new_engine(flavor, instances)?;
+    fn new(flavor: Flavor, size: PoolSize) -> anyhow::Result<Runtime> {
+        let engine = new_engine(flavor, size)?;
         let linker = new_linker(&engine, flavor)?;
         Ok(Runtime { engine, linker })
     }
@@ -147,8 +225,8 @@ impl Runtime {
 pub struct Engines(Arc<EnginesInner>);
 
 struct EnginesInner {
-    /// Pool size of each engine (see [`pool_instances`]).
-    instances: u32,
+    /// Pool size of each engine (see [`PoolSize`]).
+    size: PoolSize,
     p2: Runtime,
     p3: std::sync::OnceLock<Runtime>,
     /// Serializes building the 0.3 engine.
@@ -156,12 +234,12 @@ struct EnginesInner {
 }
 
 impl Engines {
-    /// Builds the WASI 0.2 engine and linker; each engine's pool has room
-    /// for `instances` (see [`pool_instances`]).
-    pub fn new(instances: u32) -> anyhow::Result<Engines> {
+    /// Builds the WASI 0.2 engine and linker; each engine's pool is sized
+    /// `size`.
+    pub fn new(size: PoolSize) -> anyhow::Result<Engines> {
         Ok(Engines(Arc::new(EnginesInner {
-            instances,
-            p2: Runtime::new(Flavor::P2, instances)?,
+            size,
+            p2: Runtime::new(Flavor::P2, size)?,
             p3: std::sync::OnceLock::new(),
             building: std::sync::Mutex::new(()),
         })))
@@ -178,7 +256,7 @@ impl Engines {
         }
         let _building = self.0.building.lock().unwrap_or_else(|e| e.into_inner());
         if self.0.p3.get().is_none() {
-            let _ = self.0.p3.set(Runtime::new(Flavor::P3, self.0.instances)?);
+            let _ = self.0.p3.set(Runtime::new(Flavor::P3, self.0.size)?);
         }
         Ok(self.0.p3.get().expect("set above"))
     }
@@ -234,6 +312,34 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_keeps_the_largest_initial_memory_resident_within_limits_and_bounds() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(keep_resident([]), MIN_KEEP_RESIDENT);
+        assert_eq!(keep_resident([(64 << 10, 128 * MIB)]), MIN_KEEP_RESIDENT);
+        assert_eq!(
+            keep_resident([(18 * MIB, 128 * MIB), (2 * MIB, 8 * MIB)]),
+            18 * MIB
+        );
+        assert_eq!(
+            keep_resident([(18 * MIB, 8 * MIB)]),
+            8 * MIB,
+            "within the limit"
+        );
+        assert_eq!(keep_resident([(1 << 40, 1 << 40)]), MAX_KEEP_RESIDENT);
+    }
+
+    #[test]
+    fn the_initial_memory_is_read_from_the_module_or_component() {
+        let module = wat::parse_str("(module (memory 3))").unwrap();
+        assert_eq!(initial_memory(&module), Some(3 << 16));
+        let component =
+            wat::parse_str("(component (core module (memory 2)) (core module (memory 5)))")
+                .unwrap();
+        assert_eq!(initial_memory(&component), Some(5 << 16));
+        assert_eq!(initial_memory(b"not wasm"), None);
+    }
 
     #[test]
     fn the_pool_fits_the_manifest_with_headroom_and_a_cap() {
