@@ -1,5 +1,6 @@
 //! Components that run under `wasmtime serve` run here unmodified: plain
-//! `wasi` bindings without our SDK, WASI 0.3, and a non-Rust toolchain.
+//! `wasi` bindings without our SDK, WASI 0.3, and non-Rust toolchains
+//! (componentize-py, componentize-js).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -42,23 +43,36 @@ pub(crate) fn a_wasi_p3_service_component_runs() {
     assert_eq!(event["status"], 200);
 }
 
-/// The Python component, built once per test run with componentize-py
-/// (installed from PyPI by `guests-py/build.sh` when missing).
-fn python_component() -> &'static str {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-hello.wasm");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../guests-py/build.sh");
+/// Runs `script OUT.wasm` (a guest build script under the repository root)
+/// once per test run and returns OUT.
+fn built_component(cell: &'static OnceLock<PathBuf>, script: &str, out: &str) -> &'static str {
+    cell.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out);
+        let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(script);
         let status = Command::new("bash")
-            .arg(script)
+            .arg(&script)
             .arg(&out)
             .status()
-            .expect("running guests-py/build.sh");
-        assert!(status.success(), "building the Python component failed");
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(status.success(), "{} failed", script.display());
         out
     })
     .to_str()
     .unwrap()
+}
+
+/// The Python component, built once per test run with componentize-py
+/// (installed from PyPI by `guests-py/build.sh` when missing).
+fn python_component() -> &'static str {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    built_component(&PATH, "guests-py/build.sh", "python-hello.wasm")
+}
+
+/// The JavaScript component, built once per test run with componentize-js
+/// (installed from npm by `guests-js/build.sh` when missing).
+fn js_component() -> &'static str {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    built_component(&PATH, "guests-js/build.sh", "js-hello.wasm")
 }
 
 #[test]
@@ -69,4 +83,18 @@ fn a_python_component_built_with_componentize_py_runs_unmodified() {
     let resp = host.send(get("/py/path"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.text().contains("hello from python"), "{}", resp.text());
+}
+
+/// StarlingMonkey's `fetch` event behind `incoming-handler@0.2.10`.
+#[test]
+fn a_javascript_component_built_with_componentize_js_runs_unmodified() {
+    let host = TestApp::new()
+        .service(Svc::new("js", js_component()).route("/js"))
+        .start();
+    for path in ["/js", "/js/any/path?x=1"] {
+        let resp = host.send(get(path));
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        assert_eq!(resp.text(), "hello from javascript", "{path}");
+        assert_eq!(resp.header("content-type"), Some("text/plain"), "{path}");
+    }
 }
