@@ -223,7 +223,9 @@ fn shared_instances_answer_concurrent_requests_with_fuel_refilled_per_request() 
         .service(
             Svc::new("p3", HELLO_P3)
                 .route("/")
-                .set("fuel", &(one * 2).to_string())
+                // Four budgets: the instance's requests share one tank, and
+                // on a loaded machine more of them overlap.
+                .set("fuel", &(one * 4).to_string())
                 .set("max_requests_per_instance", "1000")
                 .set("max_concurrent_per_instance", "4"),
         )

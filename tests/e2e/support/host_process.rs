@@ -13,7 +13,7 @@ use super::client::{Req, Resp};
 use super::wait::poll_until;
 
 /// How long a host may take to compile its components and bind.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+const START_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// A running `wasmhost serve`.
 pub struct Host {
