@@ -185,18 +185,21 @@ limits! {
     idle_unload: Duration as HumanDuration = Duration::from_secs(600),
         refuse |v| v.0.is_zero() => "must be longer than `0s`";
 
-    /// Requests one WASI 0.3 instance serves before it is dropped; `1`
-    /// (the default) is a fresh instance per request. WASI 0.2 components
-    /// always get a fresh instance.
+    /// Requests one instance serves before it is dropped (WASI 0.2 and
+    /// 0.3); `1` (the default) is a fresh instance per request. A reused
+    /// request gets full fuel and its own limits; a failed instance is
+    /// never reused.
     /// Example: `max_requests_per_instance = 100`
     max_requests_per_instance: u32 as Count = 1;
 
-    /// Requests a reused WASI 0.3 instance handles at once. Default `1`.
+    /// Requests a reused WASI 0.3 instance handles at once (they share its
+    /// fuel tank: one budget per request, at most this many). Default `1`;
+    /// WASI 0.2 instances serve one request at a time.
     /// Example: `max_concurrent_per_instance = 8`
     max_concurrent_per_instance: u32 as Count = 1;
 
-    /// How long a reused WASI 0.3 instance waits for its next request
-    /// before it is dropped. Default `"5s"`.
+    /// How long a reused instance waits for its next request before it is
+    /// dropped. Default `"5s"`.
     /// Example: `instance_idle_timeout = "30s"`
     instance_idle_timeout: Duration as HumanDuration = Duration::from_secs(5);
 
