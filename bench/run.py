@@ -14,8 +14,12 @@ Throughput rounds alternate between the targets (A B C D A B C D ...), every
 target running the whole time, so drift on a shared machine hits each alike.
 Reported: medians of req/s, p50 and p99 latency, peak RSS, and ratios
 against the baselines of this same run. Then cold start (exec to first 200)
-and fairness (hello's latency while three guests spin). Writes the report
-as Markdown to stdout and JSON to --json.
+and fairness (hello's latency while three guests spin), and the heavy
+guests: hello, the SDK router, a Python (componentize-py) and a JavaScript
+(componentize-js) hello, each served by wasmhost and by `wasmtime serve`
+with the keep-resident settings of issue 16, both started fresh for that
+guest. Writes the report as Markdown to stdout and JSON to --json.
+`--only heavy` (or any comma list of sections) runs only those sections.
 """
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile
 import threading, time
@@ -34,6 +38,21 @@ WASMTIME_TUNED = [
     "-O", "pooling-pagemap-scan=y",
     "-S", "cli=y",
 ]
+
+# The same with the keep-resident sizes issue 16 states for heavy guests:
+# 16 MiB of linear memory, 1 MiB of tables and 2 MiB of async stack kept
+# resident per slot (the Python and JavaScript guests touch megabytes).
+WASMTIME_HEAVY_TUNED = [
+    "-O", "pooling-allocator=y",
+    "-O", "pooling-memory-keep-resident=16777216",
+    "-O", "pooling-table-keep-resident=1048576",
+    "-O", "pooling-async-stack-keep-resident=2097152",
+    "-O", "pooling-pagemap-scan=y",
+    "-S", "cli=y",
+]
+
+SECTIONS = ["throughput", "cold", "fairness", "heavy"]
+HEAVY_GUESTS = ["hello", "router", "python", "js"]
 
 
 def free_port():
@@ -73,11 +92,12 @@ class Target:
         self.name, self.argv, self.port, self.path = name, argv, port, path
         self.env = env or clean_env()
         self.proc = None
+        self.start_s = None
 
-    def start(self):
+    def start(self, deadline_s=30.0):
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_http(self.port, self.path)
+        self.start_s = wait_http(self.port, self.path, deadline_s)
 
     def url(self):
         return f"http://127.0.0.1:{self.port}{self.path}"
@@ -136,13 +156,13 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def throughput(targets, rounds, seconds):
+def throughput(targets, rounds, seconds, label=""):
     results = {t.name: [] for t in targets}
     for round_ in range(rounds):
         for target in targets:
             result = wrk(target.url(), seconds)
             results[target.name].append(result)
-            print(f"  round {round_ + 1} {target.name:20} {result['rps']:>10.0f} req/s "
+            print(f"  {label}round {round_ + 1} {target.name:20} {result['rps']:>10.0f} req/s "
                   f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
                   file=sys.stderr)
     summary = {}
@@ -232,22 +252,115 @@ def fairness(wasmhost, folder, seconds):
     }
 
 
+def guest_component(args, folder, guest):
+    """(component, route, path that answers 200) for a heavy-section guest.
+    The Python and JavaScript components come from --python-component and
+    --js-component (bench/prepare.sh builds them), else are built here."""
+    if guest == "hello":
+        return f"{GUESTS}/hello.wasm", "/", "/"
+    if guest == "router":
+        # The guest sees the whole path; /items/7 answers 200 {"id":7,...}.
+        return f"{GUESTS}/router_demo.wasm", "/items", "/items/7"
+    built = {"python": (args.python_component, "guests-py/build.sh"),
+             "js": (args.js_component, "guests-js/build.sh")}
+    component, script = built[guest]
+    if not component:
+        component = os.path.join(folder, f"{guest}-hello.wasm")
+        print(f"building the {guest} guest ({script})", file=sys.stderr)
+        subprocess.run(["bash", os.path.join(ROOT, script), component], check=True,
+                       stdout=sys.stderr)
+    return os.path.abspath(component), "/", "/"
+
+
+def wasmtime_compile(wasmtime, component, cwasm, flags):
+    """`wasmtime compile` with the codegen-relevant (-O) flags of `flags`."""
+    opts = [x for pair in zip(flags[::2], flags[1::2]) if pair[0] == "-O" for x in pair]
+    subprocess.run([wasmtime, "compile", *opts, component, "-o", cwasm], check=True,
+                   env=clean_env(), stdout=subprocess.DEVNULL)
+
+
+def heavy(args, folder, guests):
+    """Per guest: wasmhost and tuned `wasmtime serve`, each a process started
+    fresh for that guest (so peak RSS is that guest's), both compiled ahead
+    (wasmhost's cache_dir, a .cwasm) and warmed up before alternating
+    rounds of wrk -t2 -c32."""
+    results = {}
+    for guest in guests:
+        component, route, path = guest_component(args, folder, guest)
+        manifest = write_manifest(folder, f"heavy-{guest}.toml",
+                                  [{"name": guest, "component": component, "route": route}])
+        print(f"heavy {guest}: compiling ahead", file=sys.stderr)
+        compiled = subprocess.run([args.wasmhost, "compile", manifest], env=clean_env(),
+                                  capture_output=True, text=True)
+        if compiled.returncode != 0:
+            sys.exit(f"wasmhost compile {manifest}:\n{compiled.stdout}{compiled.stderr}")
+        port = free_port()
+        targets = [Target("wasmhost", [args.wasmhost, "serve", manifest, "--listen",
+                                       f"127.0.0.1:{port}"], port, path)]
+        if args.wasmtime:
+            cwasm = os.path.join(folder, f"heavy-{guest}.cwasm")
+            wasmtime_compile(args.wasmtime, component, cwasm, WASMTIME_HEAVY_TUNED)
+            port = free_port()
+            targets.append(Target("wasmtime-tuned",
+                                  [args.wasmtime, "serve", *WASMTIME_HEAVY_TUNED,
+                                   "--allow-precompiled", "--addr", f"127.0.0.1:{port}", cwasm],
+                                  port, path))
+        try:
+            for target in targets:
+                target.start(deadline_s=120)
+            for target in targets:  # warm-up, not measured
+                wrk(target.url(), 2)
+            summary = throughput(targets, args.rounds, args.heavy_seconds, label=f"{guest} ")
+        finally:
+            for target in targets:
+                target.stop()
+        for target in targets:
+            summary[target.name]["start_ms"] = target.start_s * 1e3
+        summary["component_bytes"] = os.path.getsize(component)
+        results[guest] = summary
+    return results
+
+
+def split_list(value, allowed, flag):
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    unknown = [x for x in items if x not in allowed]
+    if unknown or not items:
+        sys.exit(f"{flag}: expected a comma list of {','.join(allowed)}, got {value!r}")
+    return items
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wasmhost", required=True)
-    parser.add_argument("--wasmtime", required=True)
-    parser.add_argument("--native", required=True)
+    parser.add_argument("--wasmtime", help="wasmtime-cli 48; only --only heavy runs without "
+                        "it (wasmhost alone)")
+    parser.add_argument("--native", help="bench/native-hello; needed by throughput and cold")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--cold-repeats", type=int, default=15)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma list of sections to run ({','.join(SECTIONS)}); default all")
+    parser.add_argument("--guests", default=",".join(HEAVY_GUESTS),
+                        help=f"heavy section: comma list of {','.join(HEAVY_GUESTS)}")
+    parser.add_argument("--heavy-seconds", type=int, default=8,
+                        help="heavy section: seconds per wrk round")
+    parser.add_argument("--python-component", help="heavy section: the Python hello "
+                        "(guests-py/build.sh); built into a temporary folder when not given")
+    parser.add_argument("--js-component", help="heavy section: the JavaScript hello "
+                        "(guests-js/build.sh); built into a temporary folder when not given")
     parser.add_argument("--json")
     args = parser.parse_args()
+    only = split_list(args.only, SECTIONS, "--only")
+    guests = split_list(args.guests, HEAVY_GUESTS, "--guests")
+    missing = [flag for flag, needed in [
+        ("--wasmtime", not args.wasmtime and set(only) & {"throughput", "cold"}),
+        ("--native", not args.native and set(only) & {"throughput", "cold"})] if needed]
+    if missing:
+        parser.error(f"{' and '.join(missing)} needed by the throughput and cold sections")
 
     folder = tempfile.mkdtemp(prefix="wasmhost-bench-")
     hello = f"{GUESTS}/hello.wasm"
-    cwasm = os.path.join(folder, "hello.cwasm")
-    subprocess.run([args.wasmtime, "compile", hello, "-o", cwasm], check=True,
-                   env=clean_env())
+    report = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
 
     on = write_manifest(folder, "limits-on.toml",
                         [{"name": "hello", "component": hello, "route": "/"}])
@@ -255,11 +368,39 @@ def main():
                          [{"name": "hello", "component": hello, "route": "/",
                            "fuel": "unlimited", "timeout": "1h", "memory": "4GiB"}])
     # Fill the precompiled cache once, so no target compiles while measuring.
-    subprocess.run([args.wasmhost, "compile", on], check=True, env=clean_env(),
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([args.wasmhost, "compile", off], check=True,
-                   env=clean_env(WASMHOST_UNMETERED="1"), stdout=subprocess.DEVNULL)
+    if set(only) & {"throughput", "cold"}:
+        subprocess.run([args.wasmhost, "compile", on], check=True, env=clean_env(),
+                       stdout=subprocess.DEVNULL)
+    if "throughput" in only:
+        subprocess.run([args.wasmhost, "compile", off], check=True,
+                       env=clean_env(WASMHOST_UNMETERED="1"), stdout=subprocess.DEVNULL)
+        report["throughput"] = main_throughput(args, on, off, hello)
 
+    if "cold" in only:
+        cwasm = os.path.join(folder, "hello.cwasm")
+        subprocess.run([args.wasmtime, "compile", hello, "-o", cwasm], check=True,
+                       env=clean_env())
+        print(f"cold start: {args.cold_repeats} alternating starts each", file=sys.stderr)
+        report["cold_start"] = cold_starts(cold_start_targets(args, on, cwasm),
+                                           args.cold_repeats)
+
+    if "fairness" in only:
+        print("fairness: hello alone, then beside three spinning guests", file=sys.stderr)
+        report["fairness"] = fairness(args.wasmhost, folder, max(5, args.seconds // 2))
+
+    if "heavy" in only:
+        print(f"heavy guests ({','.join(guests)}): {args.rounds} alternating rounds of "
+              f"wrk -t2 -c32 -d{args.heavy_seconds}s each", file=sys.stderr)
+        report["heavy"] = heavy(args, folder, guests)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    print_report(report, args)
+
+
+def main_throughput(args, on, off, hello):
+    """The four hello targets, all running, alternating rounds."""
     ports = {name: free_port() for name in ["on", "off", "wt", "native"]}
     targets = [
         Target("wasmhost", [args.wasmhost, "serve", on, "--listen",
@@ -276,26 +417,24 @@ def main():
             target.start()
         print(f"throughput: {args.rounds} alternating rounds of wrk -t2 -c32 -d{args.seconds}s",
               file=sys.stderr)
-        tput = throughput(targets, args.rounds, args.seconds)
+        return throughput(targets, args.rounds, args.seconds)
     finally:
         for target in targets:
             target.stop()
 
-    print(f"cold start: {args.cold_repeats} alternating starts each", file=sys.stderr)
-    cold = cold_starts(cold_start_targets(args, on, cwasm), args.cold_repeats)
-
-    print("fairness: hello alone, then beside three spinning guests", file=sys.stderr)
-    fair = fairness(args.wasmhost, folder, max(5, args.seconds // 2))
-
-    report = {"throughput": tput, "cold_start": cold, "fairness": fair,
-              "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-    print_report(report, args)
-
 
 def print_report(report, args):
+    if "throughput" in report:
+        print_throughput(report, args)
+    if "cold_start" in report:
+        print_cold(report, args)
+    if "fairness" in report:
+        print_fairness(report)
+    if "heavy" in report:
+        print_heavy(report, args)
+
+
+def print_throughput(report, args):
     t = report["throughput"]
     wh, off, wt, nat = (t[n] for n in ["wasmhost", "wasmhost-unmetered", "wasmtime-tuned", "native"])
     print(f"## Throughput (wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} alternating rounds)\n")
@@ -312,6 +451,9 @@ def print_report(report, args):
     print(f"| wasmhost / native req/s | {wh['rps'] / nat['rps']:.2f}x | >= 0.4x |")
     print(f"| limits on / off req/s | {wh['rps'] / off['rps']:.3f} | >= 0.95 |")
     print()
+
+
+def print_cold(report, args):
     print(f"## Cold start, exec to first 200 (median of {args.cold_repeats})\n")
     print("| target | median ms | min ms |")
     print("|---|---:|---:|")
@@ -321,12 +463,41 @@ def print_report(report, args):
     print(f"\nwasmhost / wasmtime serve (.cwasm): "
           f"{c['wasmhost (warm cache)']['median_ms'] / c['wasmtime serve (.cwasm)']['median_ms']:.2f}x"
           " (goal <= 1.0x)\n")
+
+
+def print_fairness(report):
     f = report["fairness"]
     print("## Fairness (hello, wrk -t1 -c1, alone vs beside 3 spinning guests)\n")
     print(f"p50 {f['p50_alone_ms']:.3f} ms alone, {f['p50_spinning_ms']:.3f} ms with spinners: "
           f"{f['p50_ratio']:.2f}x (goal <= 2x); p99 {f['p99_alone_ms']:.3f} / "
           f"{f['p99_spinning_ms']:.3f} ms; wrk -c32 req/s {f['rps_alone']:.0f} alone, "
-          f"{f['rps_spinning']:.0f} with spinners")
+          f"{f['rps_spinning']:.0f} with spinners\n")
+
+
+def print_heavy(report, args):
+    h = report["heavy"]
+    print(f"## Heavy guests (wrk -t2 -c32 -d{args.heavy_seconds}s, median of {args.rounds} "
+          "alternating rounds; one fresh process per guest and target)\n")
+    print("| guest | target | req/s | p50 ms | p99 ms | peak RSS MiB | non-2xx |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for guest, targets in h.items():
+        for name in ["wasmhost", "wasmtime-tuned"]:
+            if name in targets:
+                r = targets[name]
+                print(f"| {guest} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
+                      f"{r['p99_ms']:.3f} | {r['peak_rss_mib']:.1f} | {r['non2xx']} |")
+    if not any("wasmtime-tuned" in targets for targets in h.values()):
+        print("\n(no --wasmtime: wasmhost only)\n")
+        return
+    print()
+    print("| guest | req/s wasmhost/wasmtime | p50 | p99 | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    for guest, targets in h.items():
+        wh, wt = targets["wasmhost"], targets["wasmtime-tuned"]
+        print(f"| {guest} | {wh['rps'] / wt['rps']:.2f}x | {wh['p50_ms'] / wt['p50_ms']:.2f}x | "
+              f"{wh['p99_ms'] / wt['p99_ms']:.2f}x | "
+              f"{wh['peak_rss_mib'] / wt['peak_rss_mib']:.2f}x |")
+    print()
 
 
 if __name__ == "__main__":

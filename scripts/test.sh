@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit, golden and end-to-end
 # tests. The guests are built by tests/guest-artifacts/build.rs; the Python
-# component by guests-py/build.sh (from the e2e tests).
+# and JavaScript components by guests-py/build.sh and guests-js/build.sh
+# (from the e2e tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
