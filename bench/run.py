@@ -215,19 +215,30 @@ def cold_start_targets(args, manifest, cwasm):
     }
 
 
-def fairness(wasmhost, folder, seconds):
-    """Hello's latency alone, then while three guests spin on every core."""
+def fairness(wasmhost, folder, seconds, python=None):
+    """Hello's (and the Python service's, given its component) latency
+    alone, then while three guests spin; every service in one host."""
     port = free_port()
-    manifest = write_manifest(folder, "fairness.toml", [
+    services = [
         {"name": "hello", "component": f"{GUESTS}/hello.wasm", "route": "/hello"},
         {"name": "spin", "component": f"{GUESTS}/hostile.wasm", "route": "/spin",
          "fuel": "unlimited", "timeout": "10m"},
-    ])
+    ]
+    if python:
+        services.append({"name": "py", "component": python, "route": "/py"})
+    manifest = write_manifest(folder, "fairness.toml", services)
+    subprocess.run([wasmhost, "compile", manifest], check=True, env=clean_env(),
+                   stdout=subprocess.DEVNULL)
     host = Target("wasmhost", [wasmhost, "serve", manifest, "--listen", f"127.0.0.1:{port}"],
                   port, "/hello")
     host.start()
+    paths = {"hello": "/hello"}
+    if python:
+        paths["python"] = "/py"
+    url = lambda path: f"http://127.0.0.1:{port}{path}"  # noqa: E731
     try:
-        alone = wrk(host.url(), seconds, connections=1, threads=1)
+        alone = {name: wrk(url(path), seconds, connections=1, threads=1)
+                 for name, path in paths.items()}
         alone_full = wrk(host.url(), seconds)
         spinners = []
         for _ in range(3):
@@ -240,16 +251,24 @@ def fairness(wasmhost, folder, seconds):
             thread.start()
             spinners.append(thread)
         time.sleep(0.5)
-        loaded = wrk(host.url(), seconds, connections=1, threads=1)
+        loaded = {name: wrk(url(path), seconds, connections=1, threads=1)
+                  for name, path in paths.items()}
         loaded_full = wrk(host.url(), seconds)
     finally:
         host.stop()
-    return {
-        "p50_alone_ms": alone["p50_ms"], "p50_spinning_ms": loaded["p50_ms"],
-        "p99_alone_ms": alone["p99_ms"], "p99_spinning_ms": loaded["p99_ms"],
+    report = {
+        "p50_alone_ms": alone["hello"]["p50_ms"], "p50_spinning_ms": loaded["hello"]["p50_ms"],
+        "p99_alone_ms": alone["hello"]["p99_ms"], "p99_spinning_ms": loaded["hello"]["p99_ms"],
         "rps_alone": alone_full["rps"], "rps_spinning": loaded_full["rps"],
-        "p50_ratio": loaded["p50_ms"] / alone["p50_ms"],
+        "p50_ratio": loaded["hello"]["p50_ms"] / alone["hello"]["p50_ms"],
     }
+    if python:
+        report["python"] = {
+            "p50_alone_ms": alone["python"]["p50_ms"],
+            "p50_spinning_ms": loaded["python"]["p50_ms"],
+            "p50_ratio": loaded["python"]["p50_ms"] / alone["python"]["p50_ms"],
+        }
+    return report
 
 
 def guest_component(args, folder, guest):
@@ -386,7 +405,8 @@ def main():
 
     if "fairness" in only:
         print("fairness: hello alone, then beside three spinning guests", file=sys.stderr)
-        report["fairness"] = fairness(args.wasmhost, folder, max(5, args.seconds // 2))
+        python = args.python_component if "python" in guests else None
+        report["fairness"] = fairness(args.wasmhost, folder, max(5, args.seconds // 2), python)
 
     if "heavy" in only:
         print(f"heavy guests ({','.join(guests)}): {args.rounds} alternating rounds of "
@@ -472,6 +492,11 @@ def print_fairness(report):
           f"{f['p50_ratio']:.2f}x (goal <= 2x); p99 {f['p99_alone_ms']:.3f} / "
           f"{f['p99_spinning_ms']:.3f} ms; wrk -c32 req/s {f['rps_alone']:.0f} alone, "
           f"{f['rps_spinning']:.0f} with spinners\n")
+    if "python" in f:
+        p = f["python"]
+        print(f"Python service: p50 {p['p50_alone_ms']:.3f} ms alone, "
+              f"{p['p50_spinning_ms']:.3f} ms with spinners: {p['p50_ratio']:.2f}x "
+              "(goal <= 2x)\n")
 
 
 def print_heavy(report, args):

@@ -8,7 +8,7 @@
 //!
 //! What the scheduler does, in three sentences (also in
 //! `docs/operations.md`): a request's guest starts — is instantiated — only
-//! when one of its thread's [`CPU_SLOTS`] is free, first come first served,
+//! when its thread's CPU slot ([`CPU_SLOTS`]) is free, first come first served,
 //! so the instances computing at once track cores, not connections; a
 //! guest gives its slot back when it ends or first waits for I/O. Guests
 //! yield at every epoch tick (1 ms) so others on the thread interleave, and
@@ -30,10 +30,12 @@ use std::task::{Context, Poll, Waker};
 use tokio::runtime::Handle;
 
 /// Guests that may run (be instantiated and compute) at once on one I/O
-/// thread; the others wait before instantiation. Two, so one guest's
-/// instantiation overlaps another's run without every connection's guest
-/// holding an instance at once.
-pub const CPU_SLOTS: usize = 2;
+/// thread; the others wait before instantiation. An I/O thread runs one
+/// thing at a time, so a second slot would only interleave two guests at
+/// epoch ticks: both answer later and both hold an instance (measured with
+/// the Python and JavaScript guests: one slot had the lower latency and
+/// peak memory, as under `wasmtime serve`, which runs a request to its end).
+pub const CPU_SLOTS: usize = 1;
 
 /// Epoch ticks (about 1 ms each) a guest may compute across on its I/O
 /// thread while others wait for a slot, before it moves to the slow lane.

@@ -81,8 +81,9 @@ impl Default for PoolSize {
     }
 }
 
-/// Bytes of linear memory a pool slot keeps resident: the largest initial
-/// memory of the components, each within its service's `memory` limit,
+/// Bytes of linear memory a pool slot keeps resident: twice the largest
+/// initial memory of the components (a heap grows past its initial image
+/// during a request), each within its service's `memory` limit,
 /// between [`MIN_KEEP_RESIDENT`] and [`MAX_KEEP_RESIDENT`]. What is kept is
 /// reset in place for the next instance instead of being returned to the
 /// kernel and faulted back in: a language runtime's 15–20 MB heap image
@@ -90,7 +91,7 @@ impl Default for PoolSize {
 pub fn keep_resident(components: impl IntoIterator<Item = (u64, u64)>) -> u64 {
     components
         .into_iter()
-        .map(|(initial, limit)| initial.min(limit))
+        .map(|(initial, limit)| initial.saturating_mul(2).min(limit))
         .fold(MIN_KEEP_RESIDENT, u64::max)
         .min(MAX_KEEP_RESIDENT)
 }
@@ -320,7 +321,7 @@ mod tests {
         assert_eq!(keep_resident([(64 << 10, 128 * MIB)]), MIN_KEEP_RESIDENT);
         assert_eq!(
             keep_resident([(18 * MIB, 128 * MIB), (2 * MIB, 8 * MIB)]),
-            18 * MIB
+            36 * MIB
         );
         assert_eq!(
             keep_resident([(18 * MIB, 8 * MIB)]),
