@@ -66,6 +66,38 @@ struct Line {
     path: String,
 }
 
+/// How a request ended, for [`Call::finish`].
+struct End {
+    status: u16,
+    error: Option<ErrorKind>,
+    cause: Option<String>,
+    client_gone: bool,
+    usage: Option<Usage>,
+    strategy: Strategy,
+}
+
+impl Call {
+    /// Reports the ended request (its one log event and its metrics), then
+    /// lets go of its admission permit and in-flight count.
+    fn finish(self, service: &LoadedService, line: &Line, end: End) {
+        Report {
+            service: Some((&service.name, &service.metrics)),
+            request_id: &self.request_id,
+            trace_id: self.trace_id.as_deref(),
+            method: &line.method,
+            path: &line.path,
+            started: self.started,
+            status: end.status,
+            error: end.error,
+            cause: end.cause,
+            client_gone: end.client_gone,
+            usage: end.usage,
+            strategy: end.strategy,
+        }
+        .record();
+    }
+}
+
 /// Runs `request` on `service` and returns the response to send.
 pub async fn invoke(
     slow_lane: &tokio::runtime::Handle,
@@ -277,23 +309,15 @@ async fn run(
     };
     // The response's last bytes wait for this: report afterwards.
     let _ = outcome_tx.send(outcome);
-    Report {
-        service: Some((&service.name, &service.metrics)),
-        request_id: &call.request_id,
-        trace_id: call.trace_id.as_deref(),
-        method: &line.method,
-        path: &line.path,
-        started: call.started,
+    let end = End {
         status,
         error: outcome.err(),
         cause,
         client_gone: client_gone.load(Ordering::Acquire),
         usage: Some(usage),
         strategy,
-    }
-    .record();
-    drop(call.permit);
-    drop(call.in_flight);
+    };
+    call.finish(&service, &line, end);
 }
 
 /// Runs the guest's handler to completion, body streaming included,
@@ -395,23 +419,15 @@ async fn invoke_shared(
                 let status = parts.status.as_u16();
                 let service = service.clone();
                 let on_end = Box::new(move |ending: Ending| {
-                    Report {
-                        service: Some((&service.name, &service.metrics)),
-                        request_id: &call.request_id,
-                        trace_id: call.trace_id.as_deref(),
-                        method: &line.method,
-                        path: &line.path,
-                        started: call.started,
+                    let end = End {
                         status,
                         error: ending.aborted,
                         cause: None,
                         client_gone: ending.client_gone,
                         usage: None,
                         strategy: Strategy::Shared,
-                    }
-                    .record();
-                    drop(call.permit);
-                    drop(call.in_flight);
+                    };
+                    call.finish(&service, &line, end);
                 });
                 let body = HostBody::guest(
                     inner,
@@ -446,20 +462,15 @@ async fn invoke_shared(
         }
         _ => (ErrorKind::Timeout, None),
     };
-    Report {
-        service: Some((&service.name, &service.metrics)),
-        request_id: &call.request_id,
-        trace_id: call.trace_id.as_deref(),
-        method: &line.method,
-        path: &line.path,
-        started: call.started,
+    let response = kind.response(Some(&service.name), &call.request_id);
+    let end = End {
         status: kind.status().as_u16(),
         error: Some(kind),
         cause,
         client_gone: false,
         usage: None,
         strategy: Strategy::Shared,
-    }
-    .record();
-    kind.response(Some(&service.name), &call.request_id)
+    };
+    call.finish(service, &line, end);
+    response
 }
