@@ -397,14 +397,19 @@ async fn invoke_shared(
     let head_request = request.method() == http::Method::HEAD;
     let deadline = call.started + service.sandbox.limits.timeout;
     let request = request.map(|body| body.boxed_unsync());
-    let (verdict_tx, verdict_rx) = oneshot::channel();
+    let (verdict_tx, mut verdict_rx) = oneshot::channel();
     let admitted = Admitted {
         request_id: call.request_id.clone(),
         verdict: verdict_tx,
     };
     let answer = tokio::time::timeout_at(deadline.into(), handler.handle(admitted, request)).await;
     // The instance that took the request, and (once it failed) how it ended.
-    let mut verdict = verdict_rx.await.ok();
+    // Once `handle` returned, a worker took the request or dropped it; past
+    // the timeout it may still wait in the queue: don't wait for it then.
+    let mut verdict = match &answer {
+        Ok(_) => verdict_rx.await.ok(),
+        Err(_) => verdict_rx.try_recv().ok(),
+    };
     let body_exceeded = call.body_exceeded.load(Ordering::Acquire);
     let (kind, cause) = match answer {
         Ok(Ok(response)) if service.sandbox.limits.refuses_head(response.headers()) => {
