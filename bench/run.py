@@ -316,6 +316,19 @@ def heavy(args, folder, guests):
         port = free_port()
         targets = [Target("wasmhost", [args.wasmhost, "serve", manifest, "--listen",
                                        f"127.0.0.1:{port}"], port, path)]
+        if args.heavy_unmetered:
+            # What the limits cost this guest: no fuel or epoch code compiled
+            # in, fuel and timeout unlimited (wasmtime serve's default).
+            off = write_manifest(folder, f"heavy-{guest}-unmetered.toml",
+                                 [{"name": guest, "component": component, "route": route,
+                                   "fuel": "unlimited", "timeout": "1h"}])
+            env = clean_env(WASMHOST_UNMETERED="1")
+            subprocess.run([args.wasmhost, "compile", off], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            port = free_port()
+            targets.append(Target("wasmhost-unmetered", [args.wasmhost, "serve", off, "--listen",
+                                                         f"127.0.0.1:{port}"], port, path,
+                                  env=env))
         if args.wasmtime:
             cwasm = os.path.join(folder, f"heavy-{guest}.cwasm")
             wasmtime_compile(args.wasmtime, component, cwasm, WASMTIME_HEAVY_TUNED)
@@ -355,6 +368,9 @@ def main():
                         "it (wasmhost alone)")
     parser.add_argument("--native", help="bench/native-hello; needed by throughput and cold")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--heavy-unmetered", action="store_true",
+                        help="heavy section: also wasmhost with WASMHOST_UNMETERED=1 "
+                        "(what fuel and epoch checks cost each guest)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--cold-repeats", type=int, default=15)
     parser.add_argument("--only", default=",".join(SECTIONS),
@@ -506,7 +522,7 @@ def print_heavy(report, args):
     print("| guest | target | req/s | p50 ms | p99 ms | peak RSS MiB | non-2xx |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for guest, targets in h.items():
-        for name in ["wasmhost", "wasmtime-tuned"]:
+        for name in ["wasmhost", "wasmhost-unmetered", "wasmtime-tuned"]:
             if name in targets:
                 r = targets[name]
                 print(f"| {guest} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
