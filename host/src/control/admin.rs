@@ -164,7 +164,7 @@ fn services(state: &AdminState) -> serde_json::Value {
                 "world": service.world(),
                 "generation": service.generation,
                 "state": if service.is_loaded() { "loaded" } else { "unloaded" },
-                "limits": service.config.limits,
+                "limits": service.limits(),
                 "last_reload_error": errors.get(&*service.name),
                 "requests": service.metrics.total_requests(),
             })

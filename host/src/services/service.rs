@@ -255,9 +255,8 @@ impl LoadedService {
             return false;
         }
         let idle_ms = now_ms.saturating_sub(self.last_request.load(Ordering::Relaxed));
-        let idle_unload =
-            u64::try_from(self.config.limits.idle_unload.as_millis()).unwrap_or(u64::MAX);
-        let busy = self.running.available_permits() < self.config.limits.max_concurrency as usize
+        let idle_unload = u64::try_from(self.limits().idle_unload.as_millis()).unwrap_or(u64::MAX);
+        let busy = self.running.available_permits() < self.limits().max_concurrency as usize
             || self.queued.load(Ordering::Acquire) > 0;
         if idle_ms < idle_unload || busy {
             return false;
@@ -285,16 +284,13 @@ impl LoadedService {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        let max_queued = self.config.limits.max_concurrency as usize;
+        let max_queued = self.limits().max_concurrency as usize;
         if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(Overloaded);
         }
-        let wait = tokio::time::timeout(
-            self.config.limits.timeout,
-            self.running.clone().acquire_owned(),
-        )
-        .await;
+        let wait =
+            tokio::time::timeout(self.limits().timeout, self.running.clone().acquire_owned()).await;
         self.queued.fetch_sub(1, Ordering::AcqRel);
         match wait {
             Ok(Ok(permit)) => Ok(permit),
