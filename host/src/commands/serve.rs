@@ -9,6 +9,7 @@ use crate::config::manifest::{Manifest, Problems};
 use crate::control::admin::{self, AdminState};
 use crate::control::readiness::Readiness;
 use crate::control::shutdown;
+use crate::dataplane::balance::{Balance, HandedOver};
 use crate::dataplane::listen::{self, Plane};
 use crate::dataplane::server::Server;
 use crate::observe::metrics::Metrics;
@@ -118,12 +119,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(registry::unload_idle(registry.clone()));
 
-        let server = Server::new(slow_handle, registry.clone(), metrics, &manifest.host);
+        let (balance, inboxes) = Balance::new(listeners.len());
+        let server = Server::new(
+            slow_handle,
+            registry.clone(),
+            metrics,
+            &manifest.host,
+            balance,
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let io_workers = listeners
             .into_iter()
+            .zip(inboxes)
             .enumerate()
-            .map(|(i, listener)| start_io_worker(i, listener, server.clone(), stop_rx.clone()))
+            .map(|(i, (listener, inbox))| {
+                start_io_worker(i, listener, inbox, server.clone(), stop_rx.clone())
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Every service is loaded and every worker accepts: ready.
         drop(loading);
@@ -184,6 +195,7 @@ fn worker_count() -> anyhow::Result<usize> {
 fn start_io_worker(
     index: usize,
     listener: std::net::TcpListener,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<HandedOver>,
     server: Arc<Server>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::thread::JoinHandle<tokio::runtime::Runtime>> {
@@ -210,7 +222,7 @@ fn start_io_worker(
                 let stop = async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 };
-                if let Err(err) = server.serve(listener, stop).await {
+                if let Err(err) = server.serve(index, listener, inbox, stop).await {
                     tracing::error!(error = format!("{err:#}"), "an I/O worker failed");
                 }
             });

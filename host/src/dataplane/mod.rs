@@ -1,6 +1,7 @@
 //! One request, from accept to its last byte.
 //!
 //! - [`listen`]: binding listeners (one `SO_REUSEPORT` socket per I/O worker, `LISTEN_FDS`) and the `listening` event.
+//! - [`balance`]: connections spread evenly over the I/O workers, whichever socket the kernel picked.
 //! - [`server`]: `Server::serve(listener, shutdown)`: HTTP hygiene, request id, routing, admission.
 //! - [`request`]: the one request path: a fresh or a reused instance, both ending through [`outcome`].
 //! - [`outcome`]: how a request ended: classify, log event, metrics.
@@ -8,6 +9,7 @@
 //! - [`body`]: the request-body limit and the response body that aborts on a late guest failure.
 //! - [`error_kind`]: what the client gets when the host answers (SPEC's table, in one place).
 
+pub mod balance;
 pub mod body;
 pub mod error_kind;
 pub mod lanes;

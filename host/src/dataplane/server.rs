@@ -15,10 +15,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 use crate::config::limits::header_bytes;
 use crate::config::manifest::HostConfig;
+use crate::dataplane::balance::{Balance, HandedOver};
 use crate::dataplane::body::{HostBody, LimitedBody};
 use crate::dataplane::error_kind::ErrorKind;
 use crate::dataplane::outcome::{InFlight, Report, Strategy};
@@ -55,6 +57,8 @@ pub struct Server {
     max_connections: usize,
     /// Data-plane connections open now.
     connections: Arc<AtomicUsize>,
+    /// Connections per I/O worker, kept even.
+    balance: Arc<Balance>,
     /// Requests being handled, and when the last one came or went.
     active: AtomicUsize,
     last_activity: AtomicU64,
@@ -77,6 +81,7 @@ impl Server {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         host: &HostConfig,
+        balance: Arc<Balance>,
     ) -> Arc<Self> {
         Arc::new(Server {
             slow_lane,
@@ -86,6 +91,7 @@ impl Server {
             header_timeout: host.header_timeout,
             max_connections: host.max_connections as usize,
             connections: Arc::new(AtomicUsize::new(0)),
+            balance,
             active: AtomicUsize::new(0),
             last_activity: AtomicU64::new(uptime_ms()),
         })
@@ -117,23 +123,49 @@ impl Server {
 
     /// Serves `listener` until `shutdown` completes, then stops accepting and
     /// waits up to `shutdown_grace` for in-flight requests.
+    ///
+    /// This is I/O worker `worker`: a connection it accepts while another
+    /// worker serves fewer goes to that worker (see [`crate::dataplane::balance`]); `inbox`
+    /// brings the connections other workers hand to this one.
     pub async fn serve(
         self: Arc<Self>,
+        worker: usize,
         listener: TcpListener,
+        mut inbox: mpsc::UnboundedReceiver<HandedOver>,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let graceful = GracefulShutdown::new();
         let mut shutdown = pin!(shutdown);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, load) = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok((stream, _peer)) => {
+                        let load = self.balance.place(worker);
+                        if load.worker() != worker {
+                            match stream.into_std() {
+                                Ok(stream) => if let Err(stream) = self.balance.hand_over(stream, load) {
+                                    // That worker stopped: this one is stopping too.
+                                    drop(stream);
+                                },
+                                Err(err) => tracing::debug!(error = %err, "handing a connection over failed"),
+                            }
+                            continue;
+                        }
+                        (stream, load)
+                    }
                     Err(err) => {
                         // Out of file descriptors and the like: back off
                         // instead of spinning on the error.
                         tracing::warn!(error = %err, "accept failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                Some(handed) = inbox.recv() => match TcpStream::from_std(handed.stream) {
+                    Ok(stream) => (stream, handed.load),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "taking a handed-over connection failed");
                         continue;
                     }
                 },
@@ -167,6 +199,7 @@ impl Server {
                     tracing::debug!(error = %err, "connection ended with an error");
                 }
                 drop(open);
+                drop(load);
             });
         }
         drop(listener);
