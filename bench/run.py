@@ -316,6 +316,17 @@ def heavy(args, folder, guests):
         port = free_port()
         targets = [Target("wasmhost", [args.wasmhost, "serve", manifest, "--listen",
                                        f"127.0.0.1:{port}"], port, path)]
+        # `fuel = "unlimited"`: an engine without fuel metering (what
+        # `wasmtime serve` runs); timeout, memory and the rest still apply.
+        unlimited = write_manifest(folder, f"heavy-{guest}-fuel-unlimited.toml",
+                                   [{"name": guest, "component": component, "route": route,
+                                     "fuel": "unlimited"}])
+        subprocess.run([args.wasmhost, "compile", unlimited], env=clean_env(), check=True,
+                       stdout=subprocess.DEVNULL)
+        port = free_port()
+        targets.append(Target("wasmhost-fuel-unlimited", [args.wasmhost, "serve", unlimited,
+                                                          "--listen", f"127.0.0.1:{port}"],
+                              port, path))
         if args.heavy_unmetered:
             # What the limits cost this guest: no fuel or epoch code compiled
             # in, fuel and timeout unlimited (wasmtime serve's default).
@@ -522,7 +533,8 @@ def print_heavy(report, args):
     print("| guest | target | req/s | p50 ms | p99 ms | peak RSS MiB | non-2xx |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for guest, targets in h.items():
-        for name in ["wasmhost", "wasmhost-unmetered", "wasmtime-tuned"]:
+        for name in ["wasmhost", "wasmhost-fuel-unlimited", "wasmhost-unmetered",
+                     "wasmtime-tuned"]:
             if name in targets:
                 r = targets[name]
                 print(f"| {guest} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
@@ -531,13 +543,16 @@ def print_heavy(report, args):
         print("\n(no --wasmtime: wasmhost only)\n")
         return
     print()
-    print("| guest | req/s wasmhost/wasmtime | p50 | p99 | peak RSS |")
-    print("|---|---:|---:|---:|---:|")
+    print("| guest | wasmhost | req/s vs wasmtime | p50 | p99 | peak RSS |")
+    print("|---|---|---:|---:|---:|---:|")
     for guest, targets in h.items():
-        wh, wt = targets["wasmhost"], targets["wasmtime-tuned"]
-        print(f"| {guest} | {wh['rps'] / wt['rps']:.2f}x | {wh['p50_ms'] / wt['p50_ms']:.2f}x | "
-              f"{wh['p99_ms'] / wt['p99_ms']:.2f}x | "
-              f"{wh['peak_rss_mib'] / wt['peak_rss_mib']:.2f}x |")
+        wt = targets["wasmtime-tuned"]
+        for name, label in [("wasmhost", "default limits"),
+                            ("wasmhost-fuel-unlimited", "`fuel = \"unlimited\"`")]:
+            wh = targets[name]
+            print(f"| {guest} | {label} | {wh['rps'] / wt['rps']:.2f}x | "
+                  f"{wh['p50_ms'] / wt['p50_ms']:.2f}x | {wh['p99_ms'] / wt['p99_ms']:.2f}x | "
+                  f"{wh['peak_rss_mib'] / wt['peak_rss_mib']:.2f}x |")
     print()
 
 

@@ -8,7 +8,7 @@
 //! module written in WAT through the host's own engine; the end-to-end
 //! `hostile` suite covers linear memory through the real server.
 
-use wasmhost::wasm::engine::{Flavor, PoolSize, new_engine};
+use wasmhost::wasm::engine::{Flavor, Fuel, PoolSize, new_engine};
 use wasmhost::wasm::state::MemoryLimiter;
 use wasmtime::{Engine, Instance, Module, Store};
 
@@ -55,6 +55,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_secret_in_memory_a_table_or_a_global_never_reaches_the_next_instance_in_a_slot() {
     let engine = new_engine(
         Flavor::P2,
+        Fuel::Metered,
         PoolSize {
             instances: 4,
             ..PoolSize::default()
@@ -103,6 +104,7 @@ fn a_secret_in_memory_a_table_or_a_global_never_reaches_the_next_instance_in_a_s
 fn a_table_grow_bomb_is_refused_by_the_limiter() {
     let engine = new_engine(
         Flavor::P2,
+        Fuel::Metered,
         PoolSize {
             instances: 4,
             ..PoolSize::default()

@@ -190,6 +190,50 @@ fn manifest_edits_add_remove_reroute_and_relimit_services_within_a_second() {
     assert_host_error(&host.send(get("/hello")), 404, "no_route");
 }
 
+/// `fuel = "unlimited"` runs on an engine without fuel metering: a reload
+/// that adds or removes the limit moves the service between engines (its
+/// code compiled again for the other one) and the limit that applies is
+/// always the manifest's.
+#[test]
+fn a_reload_between_a_fuel_limit_and_unlimited_fuel_applies_the_new_limit() {
+    let spin = |fuel: &str| {
+        TestApp::new().watch().service(
+            Svc::new("bad", HOSTILE)
+                .route("/bad")
+                .set("fuel", fuel)
+                .set("timeout", "\"400ms\""),
+        )
+    };
+    let host = spin("\"unlimited\"").start();
+    assert_host_error(&host.send(get("/bad/spin")), 504, "timeout");
+    assert_eq!(host.send(get("/bad/ok")).status, 200);
+    let within_a_moment = Duration::from_secs(5);
+    let unmetered = host
+        .wait_for_log(within_a_moment, |e| {
+            e["event"] == "request" && e["path"] == "/bad/ok"
+        })
+        .expect("the request's event");
+    assert!(
+        unmetered.get("fuel").is_none(),
+        "no fuel is counted without a fuel limit: {unmetered}"
+    );
+
+    replace_by_rename(&host.manifest, spin("1_000_000").manifest_text().as_bytes());
+    within(&host, within_a_moment, "the fuel limit", || {
+        host.send(get("/bad/spin")).header("wasmhost-error") == Some("fuel_exhausted")
+    });
+    assert_eq!(host.send(get("/bad/ok")).status, 200);
+
+    replace_by_rename(
+        &host.manifest,
+        spin("\"unlimited\"").manifest_text().as_bytes(),
+    );
+    within(&host, within_a_moment, "unlimited fuel again", || {
+        host.send(get("/bad/spin")).header("wasmhost-error") == Some("timeout")
+    });
+    host.assert_no_host_panic();
+}
+
 #[test]
 fn a_configmap_style_symlink_swap_is_picked_up() {
     let root = tempfile::tempdir().unwrap();

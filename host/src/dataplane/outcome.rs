@@ -75,8 +75,9 @@ pub fn classify_error(
 /// What the guest used during a request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
-    /// Fuel consumed.
-    pub fuel: u64,
+    /// Fuel consumed; `None` on an engine without fuel metering
+    /// (`fuel = "unlimited"`).
+    pub fuel: Option<u64>,
     /// Peak linear memory, in bytes.
     pub peak_memory: usize,
 }
@@ -144,7 +145,7 @@ impl Report<'_> {
         let error = self.error.filter(|_| !self.client_gone);
         let service = self.service.map(|(name, _)| name);
         let (fuel, peak_memory) = match self.usage {
-            Some(usage) => (Some(usage.fuel), Some(usage.peak_memory)),
+            Some(usage) => (usage.fuel, Some(usage.peak_memory)),
             None => (None, None),
         };
         macro_rules! event {

@@ -237,7 +237,7 @@ async fn run(
             .arm(&mut idle.store, lease)
             .map(|()| (idle.store, Some(idle.proxy), idle.served)),
         None => sandbox
-            .new_store(&call.code.compiled.engine, lease)
+            .new_store(&call.code.compiled, lease)
             .map(|store| (store, None, 0)),
     };
     let (mut store, mut proxy, served) = match prepared {
@@ -248,7 +248,11 @@ async fn run(
             return;
         }
     };
-    let initial_fuel = store.get_fuel().unwrap_or(0);
+    let metered = store.data().metered_fuel(None).is_some();
+    let fuel_left = |store: &Store<HostState>| {
+        if metered { store.get_fuel().ok() } else { None }
+    };
+    let initial_fuel = fuel_left(&store);
     let head_tx = {
         let head_status = head_status.clone();
         let head_refused = head_refused.clone();
@@ -275,7 +279,7 @@ async fn run(
     };
 
     let usage = Usage {
-        fuel: initial_fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+        fuel: initial_fuel.map(|initial| initial.saturating_sub(fuel_left(&store).unwrap_or(0))),
         peak_memory: store.data().limiter.peak,
     };
     // What wasmtime said, for the log: which trap, which limit.

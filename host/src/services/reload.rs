@@ -19,6 +19,7 @@ use crate::observe::metrics::Metrics;
 use crate::services::registry::{Registry, Snapshot};
 use crate::services::service::LoadedService;
 use crate::wasm::component::{ComponentBytes, ComponentCache, LoadError};
+use crate::wasm::engine::Fuel;
 
 /// What a reload did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -184,7 +185,11 @@ impl Reloader {
                         Ok(prev.clone())
                     }
                     _ => {
-                        let compiled = state.cache.get(&read, &config.component)?;
+                        let compiled = state.cache.get(
+                            &read,
+                            &config.component,
+                            Fuel::for_limit(config.limits.fuel),
+                        )?;
                         if previous.is_some() {
                             report.changed.push(config.name.clone());
                         } else {
@@ -238,7 +243,10 @@ impl Reloader {
             !(report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty());
         if changed {
             state.generation = generation;
-            let live: HashSet<String> = services.iter().map(|s| s.sha256.clone()).collect();
+            let live: HashSet<(String, Fuel)> = services
+                .iter()
+                .map(|s| (s.sha256.clone(), s.fuel()))
+                .collect();
             state.cache.retain(&live);
             self.registry.swap(Snapshot::new(services, generation));
         }
@@ -257,10 +265,18 @@ fn start_service(
 ) -> Result<LoadedService, LoadError> {
     let read = ComponentBytes::read(&config.component)?;
     let compiled = if config.limits.lazy_start {
-        cache.precompile(&read, &config.component)?;
+        cache.precompile(
+            &read,
+            &config.component,
+            Fuel::for_limit(config.limits.fuel),
+        )?;
         None
     } else {
-        Some(cache.get(&read, &config.component)?)
+        Some(cache.get(
+            &read,
+            &config.component,
+            Fuel::for_limit(config.limits.fuel),
+        )?)
     };
     tracing::info!(
         service = %config.name,

@@ -16,6 +16,7 @@ use crate::config::manifest::ServiceConfig;
 use crate::observe::metrics::{Metrics, ServiceMetrics};
 use crate::wasm::cache::Source;
 use crate::wasm::component::{Compiled, Loader, World};
+use crate::wasm::engine::Fuel;
 use crate::wasm::reuse::{Pool, Shared};
 use crate::wasm::sandbox::Sandbox;
 use crate::wasm::state::HostState;
@@ -215,10 +216,19 @@ impl LoadedService {
         .unwrap_or(Err(Unavailable))
     }
 
+    /// The kind of engine the service's code runs on: with fuel metering
+    /// unless its `fuel` is unlimited.
+    pub fn fuel(&self) -> Fuel {
+        Fuel::for_limit(self.limits().fuel)
+    }
+
     /// Loads the code back (from the disk cache) and counts a cold start.
     fn cold_start(&self) -> Result<Arc<Code>, Unavailable> {
         let started = Instant::now();
-        match self.loader.load_again(&self.sha256, &self.config.component) {
+        match self
+            .loader
+            .load_again(&self.sha256, &self.config.component, self.fuel())
+        {
             Ok((compiled, source)) => {
                 let seconds = started.elapsed().as_secs_f64();
                 let _ = self.world.set(compiled.world);
@@ -261,7 +271,7 @@ impl LoadedService {
         if idle_ms < idle_unload || busy {
             return false;
         }
-        if !self.loader.is_cached(&self.sha256) {
+        if !self.loader.is_cached(&self.sha256, self.fuel()) {
             self.pinned.store(true, Ordering::Relaxed);
             tracing::warn!(
                 service = %self.name,

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::observe::metrics::Metrics;
 use crate::wasm::cache::{ArtifactCache, Source};
-use crate::wasm::engine::{Engines, Flavor, Runtime};
+use crate::wasm::engine::{Engines, Flavor, Fuel, Runtime};
 use crate::wasm::state::HostState;
 
 /// Which WASI HTTP world a component exports.
@@ -48,6 +48,8 @@ pub struct Compiled {
     pub pre: ProxyPre<HostState>,
     /// The engine it was compiled for; its stores are created there.
     pub engine: Engine,
+    /// Whether that engine meters fuel.
+    pub fuel: Fuel,
 }
 
 impl Compiled {
@@ -55,19 +57,21 @@ impl Compiled {
     /// machine code from `artifacts`, resolves its imports and checks that
     /// it exports a WASI HTTP handler. WASI 0.2 components go to the 0.2
     /// engine; a component that does not validate there (it uses
-    /// component-model-async: WASI 0.3) goes to the 0.3 engine.
+    /// component-model-async: WASI 0.3) goes to the 0.3 engine; both of
+    /// the `fuel` kind.
     fn compile(
         engines: &Engines,
         artifacts: &ArtifactCache,
         bytes: &[u8],
         sha256: &str,
         path: &Path,
+        fuel: Fuel,
     ) -> anyhow::Result<(Compiled, Source)> {
-        let p2 = engines.get(Flavor::P2)?;
+        let p2 = engines.get(Flavor::P2, fuel)?;
         let (runtime, (component, source)) = match artifacts.component(&p2.engine, bytes, sha256) {
             Ok(found) => (p2, found),
             Err(p2_error) => {
-                let p3 = engines.get(Flavor::P3)?;
+                let p3 = engines.get(Flavor::P3, fuel)?;
                 match artifacts.component(&p3.engine, bytes, sha256) {
                     Ok(found) => (p3, found),
                     Err(_) => {
@@ -81,13 +85,17 @@ impl Compiled {
         if source == Source::Compiled {
             tracing::info!(path = %path.display(), sha256, "component compiled");
         }
-        Ok((Self::prepare(runtime, &component, sha256, path)?, source))
+        Ok((
+            Self::prepare(runtime, fuel, &component, sha256, path)?,
+            source,
+        ))
     }
 
     /// Resolves the imports of `component` (from `path`) and finds its
     /// handler.
     fn prepare(
         runtime: &Runtime,
+        fuel: Fuel,
         component: &Component,
         sha256: &str,
         path: &Path,
@@ -115,6 +123,7 @@ impl Compiled {
             world,
             pre,
             engine: runtime.engine.clone(),
+            fuel,
         })
     }
 }
@@ -141,25 +150,27 @@ impl Loader {
     }
 
     /// `bytes` (read from `path`, with hash `sha256`), compiled or loaded
-    /// from the cache.
+    /// from the cache, for engines of the `fuel` kind.
     pub fn compile(
         &self,
         bytes: &[u8],
         sha256: &str,
         path: &Path,
+        fuel: Fuel,
     ) -> anyhow::Result<(Compiled, Source)> {
         let (compiled, source) =
-            Compiled::compile(&self.engines, &self.artifacts, bytes, sha256, path)?;
+            Compiled::compile(&self.engines, &self.artifacts, bytes, sha256, path, fuel)?;
         self.metrics.component_loaded(source == Source::Cache);
         Ok((compiled, source))
     }
 
     /// Whether the cache holds machine code of the component with hash
-    /// `sha256`, so it can leave memory and come back without compiling.
-    pub fn is_cached(&self, sha256: &str) -> bool {
+    /// `sha256` for engines of the `fuel` kind, so it can leave memory and
+    /// come back without compiling.
+    pub fn is_cached(&self, sha256: &str, fuel: Fuel) -> bool {
         let has = |flavor| {
             self.engines
-                .get(flavor)
+                .get(flavor, fuel)
                 .is_ok_and(|runtime| self.artifacts.has(&runtime.engine, sha256))
         };
         has(Flavor::P2) || has(Flavor::P3)
@@ -169,13 +180,18 @@ impl Loader {
     /// the cache; when the cache cannot give it, `path` is read and
     /// compiled, provided it still has that hash (a changed file is a
     /// reload's business, not a cold start's).
-    pub fn load_again(&self, sha256: &str, path: &Path) -> anyhow::Result<(Compiled, Source)> {
+    pub fn load_again(
+        &self,
+        sha256: &str,
+        path: &Path,
+        fuel: Fuel,
+    ) -> anyhow::Result<(Compiled, Source)> {
         for flavor in [Flavor::P2, Flavor::P3] {
-            let runtime = self.engines.get(flavor)?;
+            let runtime = self.engines.get(flavor, fuel)?;
             if let Some(component) = self.artifacts.cached(&runtime.engine, sha256) {
                 self.metrics.component_loaded(true);
                 return Ok((
-                    Compiled::prepare(runtime, &component, sha256, path)?,
+                    Compiled::prepare(runtime, fuel, &component, sha256, path)?,
                     Source::Cache,
                 ));
             }
@@ -188,7 +204,7 @@ impl Loader {
              the next reload picks it up",
             path.display()
         );
-        self.compile(&bytes, sha256, path)
+        self.compile(&bytes, sha256, path, fuel)
     }
 
     /// Waits for machine code still being written to the on-disk cache.
@@ -201,13 +217,13 @@ impl Loader {
 /// rollback to a recent version (or a flip between two) is instant.
 const RETIRED_KEPT: usize = 4;
 
-/// Compiled components by sha256, so that services with the same bytes
-/// share one copy and a reload compiles only what changed.
+/// Compiled components by sha256 (and engine kind), so that services with
+/// the same bytes share one copy and a reload compiles only what changed.
 pub struct ComponentCache {
     loader: Arc<Loader>,
     /// Components some service holds (weak: a service that unloads when
     /// idle takes its code out of memory).
-    by_sha: HashMap<String, Weak<Compiled>>,
+    by_sha: HashMap<(String, Fuel), Weak<Compiled>>,
     /// Recently retired components, newest first, at most [`RETIRED_KEPT`].
     retired: VecDeque<Arc<Compiled>>,
 }
@@ -256,41 +272,55 @@ impl ComponentCache {
         &self.loader
     }
 
-    /// The compiled component at `path`: shared when its bytes are in
-    /// memory already, else loaded from the disk cache or compiled.
-    pub fn load(&mut self, path: &Path) -> Result<Arc<Compiled>, LoadError> {
+    /// The compiled component at `path`, for engines of the `fuel` kind:
+    /// shared when its bytes are in memory already, else loaded from the
+    /// disk cache or compiled.
+    pub fn load(&mut self, path: &Path, fuel: Fuel) -> Result<Arc<Compiled>, LoadError> {
         let read = ComponentBytes::read(path)?;
-        self.get(&read, path)
+        self.get(&read, path, fuel)
     }
 
-    /// `read` (from `path`) compiled: shared when its bytes are in memory
-    /// already, else loaded from the disk cache or compiled.
-    pub fn get(&mut self, read: &ComponentBytes, path: &Path) -> Result<Arc<Compiled>, LoadError> {
-        let sha256 = &read.sha256;
-        if let Some(compiled) = self.by_sha.get(sha256).and_then(Weak::upgrade) {
+    /// `read` (from `path`) compiled for engines of the `fuel` kind: shared
+    /// when its bytes are in memory already, else loaded from the disk
+    /// cache or compiled.
+    pub fn get(
+        &mut self,
+        read: &ComponentBytes,
+        path: &Path,
+        fuel: Fuel,
+    ) -> Result<Arc<Compiled>, LoadError> {
+        let key = (read.sha256.clone(), fuel);
+        if let Some(compiled) = self.by_sha.get(&key).and_then(Weak::upgrade) {
             return Ok(compiled);
         }
-        if let Some(i) = self.retired.iter().position(|c| &c.sha256 == sha256) {
+        if let Some(i) = self
+            .retired
+            .iter()
+            .position(|c| c.sha256 == read.sha256 && c.fuel == fuel)
+        {
             let compiled = self.retired.remove(i).expect("the position exists");
-            self.by_sha
-                .insert(sha256.clone(), Arc::downgrade(&compiled));
+            self.by_sha.insert(key, Arc::downgrade(&compiled));
             return Ok(compiled);
         }
-        let (compiled, _) = self.loader.compile(&read.bytes, sha256, path)?;
+        let (compiled, _) = self.loader.compile(&read.bytes, &read.sha256, path, fuel)?;
         let compiled = Arc::new(compiled);
-        self.by_sha
-            .insert(sha256.clone(), Arc::downgrade(&compiled));
+        self.by_sha.insert(key, Arc::downgrade(&compiled));
         Ok(compiled)
     }
 
     /// Makes sure the disk cache has `read`'s machine code (for a service
     /// that loads on its first request), compiling it if needed; nothing
     /// stays in memory.
-    pub fn precompile(&mut self, read: &ComponentBytes, path: &Path) -> Result<(), LoadError> {
-        if self.loader.is_cached(&read.sha256) {
+    pub fn precompile(
+        &mut self,
+        read: &ComponentBytes,
+        path: &Path,
+        fuel: Fuel,
+    ) -> Result<(), LoadError> {
+        if self.loader.is_cached(&read.sha256, fuel) {
             return Ok(());
         }
-        self.loader.compile(&read.bytes, &read.sha256, path)?;
+        self.loader.compile(&read.bytes, &read.sha256, path, fuel)?;
         Ok(())
     }
 
@@ -299,17 +329,17 @@ impl ComponentCache {
         self.loader.flush();
     }
 
-    /// Retires every component whose hash is not in `live`: the few most
-    /// recent stay compiled, older ones are dropped.
-    pub fn retain(&mut self, live: &HashSet<String>) {
-        let gone: Vec<String> = self
+    /// Retires every component whose hash and engine kind are not in
+    /// `live`: the few most recent stay compiled, older ones are dropped.
+    pub fn retain(&mut self, live: &HashSet<(String, Fuel)>) {
+        let gone: Vec<(String, Fuel)> = self
             .by_sha
             .keys()
-            .filter(|sha| !live.contains(*sha))
+            .filter(|key| !live.contains(*key))
             .cloned()
             .collect();
-        for sha in gone {
-            if let Some(compiled) = self.by_sha.remove(&sha).and_then(|w| w.upgrade()) {
+        for key in gone {
+            if let Some(compiled) = self.by_sha.remove(&key).and_then(|w| w.upgrade()) {
                 self.retired.push_front(compiled);
             }
         }

@@ -1,11 +1,20 @@
 //! The wasmtime engines, their linkers, and the epoch ticker.
 //!
-//! There are two engines. WASI 0.2 components run on one built without the
-//! component-model-async machinery: with it, every host call also creates
-//! and deletes a concurrent task, which cost ~17% of a hello request
-//! (`cargo bench --bench request_path`). WASI 0.3 components need it and run
-//! on the second engine, created only when the first 0.3 component loads.
-//! Both link every WASI interface of their version.
+//! There are up to four engines. WASI 0.2 components run on one built
+//! without the component-model-async machinery: with it, every host call
+//! also creates and deletes a concurrent task, which cost ~17% of a hello
+//! request (`cargo bench --bench request_path`). WASI 0.3 components need it
+//! and run on a second engine, created only when the first 0.3 component
+//! loads. Both link every WASI interface of their version.
+//!
+//! Each comes in two kinds: with fuel metering, for services with a `fuel`
+//! limit (the default), and without, for `fuel = "unlimited"`. Fuel
+//! metering is code compiled into every basic block of the guest; it costs
+//! a language runtime's interpreter loop about 15% of its speed (see
+//! `docs/benchmarks.md`), so a service that asks for no fuel limit does not
+//! pay for it. Both kinds keep epoch interruption: the timeout and the
+//! yields at every tick hold for every service. The unmetered engines are
+//! built when the first service needs them.
 //!
 //! The sandbox is closed by policy in [`crate::wasm::state`], not by leaving imports
 //! out: real components import far more than the `proxy` world (cli,
@@ -145,17 +154,36 @@ pub enum Flavor {
     P3,
 }
 
+/// Whether an engine's guests count fuel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fuel {
+    /// Fuel metering compiled in: for services with a `fuel` limit.
+    Metered,
+    /// No fuel metering: for `fuel = "unlimited"`.
+    Unmetered,
+}
+
+impl Fuel {
+    /// The kind of engine a service with fuel limit `limit` runs on.
+    pub fn for_limit(limit: Option<u64>) -> Fuel {
+        match limit {
+            Some(_) => Fuel::Metered,
+            None => Fuel::Unmetered,
+        }
+    }
+}
+
 /// Builds an engine: async, the component model (with component-model-async
-/// for [`Flavor::P3`]), fuel, epoch interruption and the pooling allocator
-/// with resident-memory reuse.
-pub fn new_engine(flavor: Flavor, size: PoolSize) -> anyhow::Result<Engine> {
+/// for [`Flavor::P3`]), fuel when `fuel` says so, epoch interruption and the
+/// pooling allocator with resident-memory reuse.
+pub fn new_engine(flavor: Flavor, fuel: Fuel, size: PoolSize) -> anyhow::Result<Engine> {
     let instances = size.instances;
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(flavor == Flavor::P3);
     config.concurrency_support(flavor == Flavor::P3);
     if metered() {
-        config.consume_fuel(true);
+        config.consume_fuel(fuel == Fuel::Metered);
         config.epoch_interruption(true);
     } else {
         tracing::warn!("WASMHOST_UNMETERED=1: fuel and epoch checks are off (benchmarking only)");
@@ -213,60 +241,70 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    fn new(flavor: Flavor, size: PoolSize) -> anyhow::Result<Runtime> {
-        let engine = new_engine(flavor, size)?;
+    fn new(flavor: Flavor, fuel: Fuel, size: PoolSize) -> anyhow::Result<Runtime> {
+        let engine = new_engine(flavor, fuel, size)?;
         let linker = new_linker(&engine, flavor)?;
         Ok(Runtime { engine, linker })
     }
 }
 
-/// Both engines: the WASI 0.2 one, built at start, and the WASI 0.3 one,
-/// built when first needed. Cheap to clone.
+/// The engines: the WASI 0.2 one with fuel, built at start, and the
+/// others (WASI 0.3, no fuel), built when first needed. Cheap to clone.
 #[derive(Clone)]
 pub struct Engines(Arc<EnginesInner>);
+
+/// Every (flavor, fuel) pair, in the order of [`EnginesInner::runtimes`].
+const KINDS: [(Flavor, Fuel); 4] = [
+    (Flavor::P2, Fuel::Metered),
+    (Flavor::P3, Fuel::Metered),
+    (Flavor::P2, Fuel::Unmetered),
+    (Flavor::P3, Fuel::Unmetered),
+];
 
 struct EnginesInner {
     /// Pool size of each engine (see [`PoolSize`]).
     size: PoolSize,
-    p2: Runtime,
-    p3: std::sync::OnceLock<Runtime>,
-    /// Serializes building the 0.3 engine.
+    /// One per [`KINDS`] entry, built on first use.
+    runtimes: [std::sync::OnceLock<Runtime>; 4],
+    /// Serializes building engines.
     building: std::sync::Mutex<()>,
 }
 
 impl Engines {
-    /// Builds the WASI 0.2 engine and linker; each engine's pool is sized
-    /// `size`.
+    /// Builds the WASI 0.2 engine with fuel and its linker; each engine's
+    /// pool is sized `size`.
     pub fn new(size: PoolSize) -> anyhow::Result<Engines> {
-        Ok(Engines(Arc::new(EnginesInner {
+        let engines = Engines(Arc::new(EnginesInner {
             size,
-            p2: Runtime::new(Flavor::P2, size)?,
-            p3: std::sync::OnceLock::new(),
+            runtimes: Default::default(),
             building: std::sync::Mutex::new(()),
-        })))
+        }));
+        engines.get(Flavor::P2, Fuel::Metered)?;
+        Ok(engines)
     }
 
-    /// The engine and linker for `flavor`, building the WASI 0.3 one on
-    /// first use.
-    pub fn get(&self, flavor: Flavor) -> anyhow::Result<&Runtime> {
-        if flavor == Flavor::P2 {
-            return Ok(&self.0.p2);
-        }
-        if let Some(runtime) = self.0.p3.get() {
+    /// The engine and linker for `flavor` and `fuel`, building it on first
+    /// use.
+    pub fn get(&self, flavor: Flavor, fuel: Fuel) -> anyhow::Result<&Runtime> {
+        let index = KINDS
+            .iter()
+            .position(|kind| *kind == (flavor, fuel))
+            .expect("every kind is listed");
+        let slot = &self.0.runtimes[index];
+        if let Some(runtime) = slot.get() {
             return Ok(runtime);
         }
         let _building = self.0.building.lock().unwrap_or_else(|e| e.into_inner());
-        if self.0.p3.get().is_none() {
-            let _ = self.0.p3.set(Runtime::new(Flavor::P3, self.0.size)?);
+        if slot.get().is_none() {
+            let _ = slot.set(Runtime::new(flavor, fuel, self.0.size)?);
         }
-        Ok(self.0.p3.get().expect("set above"))
+        Ok(slot.get().expect("set above"))
     }
 
     /// Advances the epoch of every engine built so far.
     fn increment_epoch(&self) {
-        self.0.p2.engine.increment_epoch();
-        if let Some(p3) = self.0.p3.get() {
-            p3.engine.increment_epoch();
+        for runtime in self.0.runtimes.iter().filter_map(std::sync::OnceLock::get) {
+            runtime.engine.increment_epoch();
         }
     }
 }

@@ -177,7 +177,7 @@ impl HandlerState for Shared {
         };
         let mut store = self
             .sandbox
-            .new_store(&self.compiled.engine, lease)
+            .new_store(&self.compiled, lease)
             .map_err(|e| wasmtime::format_err!("{e:#}"))?;
         let proxy = self.compiled.pre.instantiate_async(&mut store).await?;
         let (verdict, _) = watch::channel(None);
@@ -235,10 +235,9 @@ impl WorkerState for Worker {
         // Each request brings one budget into the instance's shared tank,
         // which holds at most one budget per request it may run at once.
         let limits = &self.sandbox.limits;
-        let budget = limits.fuel.unwrap_or(u64::MAX);
-        let cap = budget.saturating_mul(u64::from(limits.max_concurrent_per_instance));
-        let tank = store.get_fuel().unwrap_or(0);
-        if crate::wasm::engine::metered()
+        if let Some(budget) = store.data().metered_fuel(limits.fuel)
+            && let cap = budget.saturating_mul(u64::from(limits.max_concurrent_per_instance))
+            && let tank = store.get_fuel().unwrap_or(0)
             && let Err(err) = store.set_fuel(tank.saturating_add(budget).min(cap))
         {
             tracing::warn!(service = %self.sandbox.name, error = %err, "cannot refill fuel");

@@ -16,12 +16,13 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::config::limits::Limits;
 use crate::config::manifest::{OutboundRule, ServiceConfig};
+use crate::wasm::component::Compiled;
 use crate::wasm::guest_log::{GuestLog, Stream};
 use crate::wasm::outbound::OutboundPolicy;
 use crate::wasm::state::{HostState, MemoryLimiter};
@@ -67,11 +68,11 @@ impl Sandbox {
         }
     }
 
-    /// A new store on `engine` for one request (or the first request of a
+    /// A new store on `compiled`'s engine for one request (or the first request of a
     /// reused instance): the WASI context (env, read-only preopens, no
     /// sockets, guest output to the log), the outbound policy, and every
     /// limit applied with [`Sandbox::arm`].
-    pub fn new_store(&self, engine: &Engine, lease: Lease) -> anyhow::Result<Store<HostState>> {
+    pub fn new_store(&self, compiled: &Compiled, lease: Lease) -> anyhow::Result<Store<HostState>> {
         let limits = &self.limits;
         let output = [Stream::Stdout, Stream::Stderr]
             .map(|stream| GuestLog::new(stream, self.name.clone(), lease.request_id.clone()));
@@ -104,8 +105,9 @@ impl Sandbox {
             ),
             limiter: MemoryLimiter::new(limits.memory),
             output,
+            fuel: compiled.fuel,
         };
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&compiled.engine, state);
         store.limiter(|state| &mut state.limiter);
         let handles = limits.max_resource_handles as usize;
         store.data_mut().table.set_max_capacity(handles);
@@ -135,9 +137,9 @@ impl Sandbox {
         if !crate::wasm::engine::metered() {
             return Ok(());
         }
-        store
-            .set_fuel(self.limits.fuel.unwrap_or(u64::MAX))
-            .map_err(anyhow::Error::from)?;
+        if let Some(fuel) = store.data().metered_fuel(self.limits.fuel) {
+            store.set_fuel(fuel).map_err(anyhow::Error::from)?;
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             ticks.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::wasm::engine::Fuel;
 use crate::wasm::guest_log::GuestLog;
 use crate::wasm::outbound::OutboundPolicy;
 
@@ -26,6 +27,16 @@ pub struct HostState {
     /// The guest's stdout and stderr sinks, kept to tag their lines with the
     /// request a reused instance serves now.
     pub output: [GuestLog; 2],
+    /// Whether the store's engine meters fuel (see [`Fuel`]).
+    pub fuel: Fuel,
+}
+
+impl HostState {
+    /// The fuel to give a request under `limit` when this store meters it.
+    pub fn metered_fuel(&self, limit: Option<u64>) -> Option<u64> {
+        (self.fuel == Fuel::Metered && crate::wasm::engine::metered())
+            .then(|| limit.unwrap_or(u64::MAX))
+    }
 }
 
 impl WasiView for HostState {
