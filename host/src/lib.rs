@@ -8,6 +8,8 @@
 //! - [`config`]: what to serve and with which limits, pure data:
 //!   `manifest/`, `limits` (declared once), `router` (the pure route table).
 //! - [`observe`]: `metrics` (every `wasmhost_*` name) and `telemetry` (logs).
+//! - [`stores`]: key-value stores (`embedded` SQLite), opened from the
+//!   manifest and shared by the services that list them.
 //! - [`wasm`]: wasmtime: `engine`, `cache`, `component`, `sandbox` (the one
 //!   place a `Store` is built), `state`, `outbound`, `guest_log`.
 //! - [`services`]: the live set: `service` (code, sandbox, admission),
@@ -28,4 +30,5 @@ pub mod control;
 pub mod dataplane;
 pub mod observe;
 pub mod services;
+pub mod stores;
 pub mod wasm;

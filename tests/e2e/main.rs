@@ -22,6 +22,7 @@ mod scale;
 mod scrape;
 mod sdk;
 mod shutdown;
+mod state;
 mod streaming;
 mod stress;
 

@@ -165,6 +165,9 @@ fn services(state: &AdminState) -> serde_json::Value {
                 "generation": service.generation,
                 "state": if service.is_loaded() { "loaded" } else { "unloaded" },
                 "limits": service.limits(),
+                "key_value_stores": service.config.key_value_stores,
+                // Names and sources; values only for non-secrets.
+                "variables": service.config.variables,
                 "last_reload_error": errors.get(&*service.name),
                 "requests": service.metrics.total_requests(),
             })

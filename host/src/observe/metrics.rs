@@ -48,6 +48,18 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KvLabels {
+    store: String,
+    op: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    store: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -83,6 +95,31 @@ pub struct Metrics {
     loaded: Family<ServiceLabel, Gauge>,
     reloads: Family<ResultLabel, Counter>,
     component_loads: Family<SourceLabel, Counter>,
+    kv_operations: Family<KvLabels, Counter>,
+    kv_duration: HistogramFamily<StoreLabel>,
+}
+
+/// One key-value store's metrics (see [`Metrics::store`]).
+#[derive(Clone)]
+pub struct StoreMetrics {
+    store: String,
+    operations: Family<KvLabels, Counter>,
+    duration: Histogram,
+}
+
+impl StoreMetrics {
+    /// Counts one operation `op` (`get`, `set`, ...) that ended with
+    /// `result` (`ok`, `limit`, `error`) after `seconds`.
+    pub fn record(&self, op: &str, result: &str, seconds: f64) {
+        self.operations
+            .get_or_create(&KvLabels {
+                store: self.store.clone(),
+                op: op.into(),
+                result: result.into(),
+            })
+            .inc();
+        self.duration.observe(seconds);
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -204,6 +241,20 @@ impl Metrics {
                 source: source.into(),
             });
         }
+        let kv_operations = Family::<KvLabels, Counter>::default();
+        registry.register(
+            "wasmhost_kv_operations",
+            "Key-value store operations by store, operation and result (ok, limit, error)",
+            kv_operations.clone(),
+        );
+        let kv_duration: HistogramFamily<StoreLabel> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "wasmhost_kv_operation_duration",
+            "How long key-value store operations take, by store",
+            Unit::Seconds,
+            kv_duration.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         registry.register(
             "wasmhost_build_info",
@@ -230,7 +281,21 @@ impl Metrics {
             loaded,
             reloads,
             component_loads,
+            kv_operations,
+            kv_duration,
         })
+    }
+
+    /// The handles for the key-value store `name`.
+    pub fn store(&self, name: &str) -> StoreMetrics {
+        StoreMetrics {
+            store: name.into(),
+            operations: self.kv_operations.clone(),
+            duration: self
+                .kv_duration
+                .get_or_create(&StoreLabel { store: name.into() })
+                .clone(),
+        }
     }
 
     /// The handles for one service (created, at zero, if new).

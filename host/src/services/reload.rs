@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::manifest::{Manifest, Problem, Problems, ServiceConfig};
+use crate::config::manifest::{Manifest, Problem, Problems, ServiceConfig, VariableSource};
 use crate::observe::metrics::Metrics;
 use crate::services::registry::{Registry, Snapshot};
 use crate::services::service::LoadedService;
+use crate::stores::Stores;
 use crate::wasm::component::{ComponentBytes, ComponentCache, LoadError};
 use crate::wasm::engine::Fuel;
 
@@ -64,6 +65,8 @@ struct State {
     errors: BTreeMap<String, String>,
     /// Files whose changes trigger a reload, and their folders.
     watched: Watched,
+    /// The key-value stores open now.
+    stores: Stores,
 }
 
 impl Reloader {
@@ -74,10 +77,17 @@ impl Reloader {
         mut cache: ComponentCache,
         metrics: Arc<Metrics>,
     ) -> Result<(Arc<Reloader>, Arc<Registry>), Problems> {
+        let stores =
+            Stores::open(&manifest.key_value, &Stores::default(), &metrics).map_err(|err| {
+                Problems(vec![Problem::whole_file(
+                    &manifest.path,
+                    format!("{err:#}"),
+                )])
+            })?;
         let mut services = Vec::new();
         let mut problems = Vec::new();
         for config in &manifest.services {
-            match start_service(&mut cache, config, &metrics) {
+            match start_service(&mut cache, config, &metrics, &stores) {
                 Ok(service) => services.push(Arc::new(service)),
                 Err(err) => problems.push(component_problem(manifest, config, &err)),
             }
@@ -97,6 +107,7 @@ impl Reloader {
                 generation: 1,
                 errors: BTreeMap::new(),
                 watched: Watched::of(manifest),
+                stores,
             }),
         });
         Ok((reloader, registry))
@@ -173,6 +184,17 @@ impl Reloader {
             ));
         }
 
+        let stores = match Stores::open(&manifest.key_value, &state.stores, &self.metrics) {
+            Ok(stores) => stores,
+            Err(err) => {
+                // Nothing changes: every service keeps its stores.
+                report
+                    .errors
+                    .push(format!("{}: {err:#}", manifest.path.display()));
+                report.generation = state.generation;
+                return report;
+            }
+        };
         let mut services = Vec::new();
         for config in &manifest.services {
             let previous = old.get(config.name.as_str()).copied();
@@ -180,7 +202,9 @@ impl Reloader {
                 match previous {
                     // Unchanged: kept as it is, loaded or not.
                     Some(prev)
-                        if prev.sha256 == read.sha256 && same_settings(&prev.config, config) =>
+                        if prev.sha256 == read.sha256
+                            && same_settings(&prev.config, config)
+                            && prev.sandbox.app.same_stores(&stores) =>
                     {
                         Ok(prev.clone())
                     }
@@ -202,6 +226,7 @@ impl Reloader {
                             generation,
                             &self.metrics,
                             state.cache.loader().clone(),
+                            &stores,
                         )))
                     }
                 }
@@ -251,6 +276,7 @@ impl Reloader {
             self.registry.swap(Snapshot::new(services, generation));
         }
         state.watched = Watched::of(manifest);
+        state.stores = stores;
         report.generation = state.generation;
         report
     }
@@ -262,6 +288,7 @@ fn start_service(
     cache: &mut ComponentCache,
     config: &ServiceConfig,
     metrics: &Metrics,
+    stores: &Stores,
 ) -> Result<LoadedService, LoadError> {
     let read = ComponentBytes::read(&config.component)?;
     let compiled = if config.limits.lazy_start {
@@ -292,6 +319,7 @@ fn start_service(
         1,
         metrics,
         cache.loader().clone(),
+        stores,
     ))
 }
 
@@ -340,12 +368,23 @@ impl Watched {
                 dir
             }
         };
+        let variable_files: Vec<PathBuf> = manifest
+            .services
+            .iter()
+            .flat_map(|s| &s.variables)
+            .filter_map(|v| match &v.source {
+                VariableSource::File(path) => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
         let mut dirs: Vec<PathBuf> = std::iter::once(manifest.dir.clone())
             .chain(
                 manifest
                     .services
                     .iter()
-                    .filter_map(|s| s.component.parent().map(Path::to_path_buf)),
+                    .map(|s| &s.component)
+                    .chain(&variable_files)
+                    .filter_map(|path| path.parent().map(Path::to_path_buf)),
             )
             .map(non_empty)
             .collect();
@@ -356,6 +395,7 @@ impl Watched {
             .services
             .iter()
             .map(|s| s.component.clone())
+            .chain(variable_files)
             .chain([manifest.path.clone(), manifest_dir.join("..data")])
             .filter_map(|path| watch_key(&path))
             .collect();

@@ -14,6 +14,7 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use crate::config::limits::Limits;
 use crate::config::manifest::ServiceConfig;
 use crate::observe::metrics::{Metrics, ServiceMetrics};
+use crate::stores::Stores;
 use crate::wasm::cache::Source;
 use crate::wasm::component::{Compiled, Loader, World};
 use crate::wasm::engine::Fuel;
@@ -144,8 +145,9 @@ impl LoadedService {
         generation: u64,
         metrics: &Metrics,
         loader: Arc<Loader>,
+        stores: &Stores,
     ) -> Self {
-        let sandbox = Arc::new(Sandbox::new(&config));
+        let sandbox = Arc::new(Sandbox::new(&config, stores));
         let running = Arc::new(Semaphore::new(config.limits.max_concurrency as usize));
         let metrics = metrics.service(&config.name);
         metrics.loaded.set(i64::from(compiled.is_some()));

@@ -225,6 +225,7 @@ pub fn new_linker(engine: &Engine, flavor: Flavor) -> anyhow::Result<Linker<Host
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)?;
+    crate::wasm::keyvalue::add_to_linker(&mut linker)?;
     if flavor == Flavor::P3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;

@@ -8,12 +8,14 @@
 //! - [`outbound`]: the outbound HTTP policy (`allowed_outbound_hosts`).
 //! - [`priority`]: background priority for compiler and slow-lane threads.
 //! - [`reuse`]: instances that serve more than one request: a pool (one at a time) or shared (WASI 0.3, several at once).
+//! - [`keyvalue`]: the key-value and variables interfaces (wasi:keyvalue, wasi:config, Spin's).
 //! - [`guest_log`]: a guest's stdout/stderr turned into log events.
 
 pub mod cache;
 pub mod component;
 pub mod engine;
 pub mod guest_log;
+pub mod keyvalue;
 pub mod outbound;
 pub mod priority;
 pub mod reuse;

@@ -22,8 +22,10 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::config::limits::Limits;
 use crate::config::manifest::{OutboundRule, ServiceConfig};
+use crate::stores::Stores;
 use crate::wasm::component::Compiled;
 use crate::wasm::guest_log::{GuestLog, Stream};
+use crate::wasm::keyvalue::AppState;
 use crate::wasm::outbound::OutboundPolicy;
 use crate::wasm::state::{HostState, MemoryLimiter};
 
@@ -40,6 +42,8 @@ pub struct Sandbox {
     files: Vec<(String, PathBuf)>,
     /// `allowed_outbound_hosts`, shared by every request's policy.
     outbound: Arc<[OutboundRule]>,
+    /// The key-value stores it lists and its variables.
+    pub app: AppState,
 }
 
 /// Which request a store serves now, and until when: what [`Sandbox::arm`]
@@ -58,8 +62,9 @@ pub struct Lease {
 
 impl Sandbox {
     /// The sandbox of `config`'s service.
-    pub fn new(config: &ServiceConfig) -> Sandbox {
+    pub fn new(config: &ServiceConfig, stores: &Stores) -> Sandbox {
         Sandbox {
+            app: AppState::for_service(config, stores),
             name: config.name.as_str().into(),
             limits: config.limits.clone(),
             env: config.env.clone(),
@@ -106,6 +111,7 @@ impl Sandbox {
             limiter: MemoryLimiter::new(limits.memory),
             output,
             fuel: compiled.fuel,
+            app: self.app.clone(),
         };
         let mut store = Store::new(&compiled.engine, state);
         store.limiter(|state| &mut state.limiter);

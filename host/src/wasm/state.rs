@@ -10,6 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::wasm::engine::Fuel;
 use crate::wasm::guest_log::GuestLog;
+use crate::wasm::keyvalue::AppState;
 use crate::wasm::outbound::OutboundPolicy;
 
 /// What one request's `Store` holds.
@@ -29,6 +30,8 @@ pub struct HostState {
     pub output: [GuestLog; 2],
     /// Whether the store's engine meters fuel (see [`Fuel`]).
     pub fuel: Fuel,
+    /// The service's key-value stores and variables.
+    pub app: AppState,
 }
 
 impl HostState {

@@ -50,6 +50,7 @@ pub struct TestApp {
     host: Vec<(String, String)>,
     defaults: Vec<String>,
     services: Vec<Svc>,
+    tables: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -71,6 +72,7 @@ impl TestApp {
             ],
             defaults: Vec::new(),
             services: Vec::new(),
+            tables: Vec::new(),
             args: Vec::new(),
 
             env: Vec::new(),
@@ -93,6 +95,18 @@ impl TestApp {
     pub fn host_key(mut self, key: &str, toml_value: &str) -> Self {
         self.host.retain(|(k, _)| k != key);
         self.host.push((key.into(), toml_value.into()));
+        self
+    }
+
+    /// Adds a table `[header]` with `lines` (each `key = value` as TOML),
+    /// after the services: `.table("key_value.sessions", &["max_value = 10"])`.
+    pub fn table(mut self, header: &str, lines: &[&str]) -> Self {
+        let mut text = format!("\n[{header}]\n");
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        self.tables.push(text);
         self
     }
 
@@ -143,6 +157,9 @@ impl TestApp {
                 text.push_str(line);
                 text.push('\n');
             }
+        }
+        for table in &self.tables {
+            text.push_str(table);
         }
         text
     }

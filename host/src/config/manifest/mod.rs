@@ -20,6 +20,7 @@
 
 pub mod outbound_rule;
 pub mod schema;
+pub mod state;
 pub mod units;
 mod validate;
 
@@ -36,6 +37,7 @@ use crate::config::router::Route;
 
 pub use crate::config::problem::{Problem, Problems};
 pub use outbound_rule::OutboundRule;
+pub use state::{Backend, StoreConfig, Variable, VariableSource};
 
 /// A checked manifest, ready to serve.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +53,8 @@ pub struct Manifest {
     pub host: HostConfig,
     /// Every `[[service]]`, in file order.
     pub services: Vec<ServiceConfig>,
+    /// Every key-value store: those of `[key_value.<name>]`, and `default`.
+    pub key_value: Vec<StoreConfig>,
 }
 
 /// Process-wide settings from `[host]`.
@@ -74,6 +78,9 @@ pub struct HostConfig {
     pub header_timeout: Duration,
     /// Open data-plane connections at most. Default 10,000.
     pub max_connections: u32,
+    /// Where embedded key-value stores live, resolved against the
+    /// manifest's folder. Default `.wasmhost-data`.
+    pub data_dir: PathBuf,
 }
 
 impl Default for HostConfig {
@@ -88,6 +95,7 @@ impl Default for HostConfig {
             watch: true,
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            data_dir: PathBuf::from(".wasmhost-data"),
         }
     }
 }
@@ -115,6 +123,11 @@ pub struct ServiceConfig {
     pub files: Vec<(String, PathBuf)>,
     /// Outbound HTTP the guest may make; empty = none.
     pub allowed_outbound_hosts: Vec<OutboundRule>,
+    /// The key-value stores the guest may open (each declared, or
+    /// `default`); empty = none.
+    pub key_value_stores: Vec<String>,
+    /// The values the guest reads by name, sorted by name.
+    pub variables: Vec<Variable>,
     /// Line and column of the `component` value, so that problems found
     /// later (a component that fails to compile) can point at it.
     #[serde(skip)]

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::state::{self, StoreSection, VariableSpec};
 use super::units::{ListenAddr, RouteHost, RoutePrefix, ServiceName};
 use crate::config::limits::LimitKeys;
 use crate::config::problem::Collector;
@@ -180,6 +181,10 @@ section! {
         /// Open data-plane connections; more are answered `503` and closed.
         /// Default `10_000`. Example: `max_connections = 1000`
         max_connections: Count,
+        /// Directory for embedded key-value stores (created `0700`),
+        /// relative to the manifest's folder. Default `".wasmhost-data"`.
+        /// Example: `data_dir = "/var/lib/wasmhost"`
+        data_dir: String,
     }
 }
 
@@ -215,6 +220,12 @@ section! {
         /// Outbound HTTP the guest may make.
         /// Example: `allowed_outbound_hosts = ["https://api.example.com"]`
         allowed_outbound_hosts: Vec<Spanned<MaybeString>>,
+        /// The key-value stores the guest may open; none by default.
+        /// Example: `key_value_stores = ["default"]`
+        key_value_stores: Vec<Spanned<MaybeString>>,
+        /// Values the guest reads by name (wasi:config, Spin variables).
+        /// Example: `variables = { greeting = "hi", token = { env = "TOKEN", secret = true } }`
+        variables: BTreeMap<Spanned<String>, Spanned<VariableSpec>>,
     }
 }
 
@@ -232,6 +243,10 @@ pub struct ManifestSpec {
     /// Every `[[service]]`, in file order, with the span of its table.
     #[serde(default, rename = "service")]
     pub services: Vec<Spanned<ServiceSection>>,
+    /// Every `[key_value.<name>]`, in file order (loaded by the document
+    /// walk only).
+    #[serde(skip)]
+    pub key_value: Vec<StoreSection>,
     /// The `name` of each service as written, even when it is invalid, to
     /// name the service in its problems.
     #[serde(skip)]
@@ -240,7 +255,7 @@ pub struct ManifestSpec {
 
 impl ManifestSpec {
     /// Every top-level key.
-    pub const KEYS: &'static [&'static str] = &["host", "defaults", "service"];
+    pub const KEYS: &'static [&'static str] = &["host", "defaults", "service", "key_value"];
 
     /// Loads a parsed document, collecting every problem of shape and type.
     pub(crate) fn from_document(doc: &DeTable<'_>, cx: &mut Collector<'_>) -> Self {
@@ -264,6 +279,7 @@ impl ManifestSpec {
                     ),
                 },
                 "service" => load_services(value, cx, &mut spec),
+                "key_value" => spec.key_value = state::load_stores(value, cx),
                 other => unknown_key(cx, key.span(), other, "the top level", Self::KEYS),
             }
         }

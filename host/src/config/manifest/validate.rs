@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::schema::{ManifestSpec, ServiceSection};
+use super::state::{self, StoreConfig};
 use super::units::{OutboundRule, RoutePrefix};
 use super::{HostConfig, Manifest, ServiceConfig};
 use crate::config::limits::Limits;
@@ -38,6 +39,8 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
     spec.defaults.limits.check(cx, "defaults.");
     let defaults = spec.defaults.limits.apply_to(&Limits::default());
 
+    let key_value = state::build_stores(&spec.key_value, &host.data_dir, cx);
+
     let mut names: HashMap<String, usize> = HashMap::new();
     // (host, prefix) → (service name, line) of the first service to claim it.
     let mut claimed: HashMap<Route, (String, usize)> = HashMap::new();
@@ -48,6 +51,7 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
             service,
             &dir,
             &defaults,
+            &key_value,
             &mut names,
             &mut claimed,
             cx,
@@ -60,6 +64,7 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
         dir,
         host,
         services,
+        key_value,
     }
 }
 
@@ -91,12 +96,18 @@ fn host_config(spec: &ManifestSpec, dir: &Path) -> HostConfig {
             .max_connections
             .as_ref()
             .map_or(defaults.max_connections, |m| m.get_ref().0),
+        data_dir: resolve(
+            dir,
+            host.data_dir
+                .as_ref()
+                .map_or(".wasmhost-data", |d| d.get_ref()),
+        ),
     }
 }
 
 /// A path from the manifest, relative to the manifest's folder (as given,
 /// symlinks not resolved). Absolute paths stay as they are.
-fn resolve(dir: &Path, path: &str) -> PathBuf {
+pub(crate) fn resolve(dir: &Path, path: &str) -> PathBuf {
     let joined = if dir == Path::new(".") {
         PathBuf::from(path)
     } else {
@@ -111,6 +122,7 @@ fn service_config(
     service: &Spanned<ServiceSection>,
     dir: &Path,
     defaults: &Limits,
+    stores: &[StoreConfig],
     names: &mut HashMap<String, usize>,
     claimed: &mut HashMap<Route, (String, usize)>,
     cx: &mut Collector<'_>,
@@ -243,6 +255,39 @@ fn service_config(
         }
     }
 
+    let mut key_value_stores = Vec::new();
+    if let Some(listed) = &s.key_value_stores {
+        for store in listed.get_ref() {
+            match store.get_ref().as_str() {
+                Ok(name) if stores.iter().any(|s| s.name == name) => {
+                    if key_value_stores.iter().any(|n| n == name) {
+                        cx.field(store.span(), "key_value_stores", format!("`{name}` is listed twice"));
+                    } else {
+                        key_value_stores.push(name.to_owned());
+                    }
+                }
+                Ok(name) => cx.field(
+                    store.span(),
+                    "key_value_stores",
+                    format!(
+                        "no store is called `{name}`: declare it with `[key_value.{name}]`, or use one of {}",
+                        stores
+                            .iter()
+                            .map(|s| format!("`{}`", s.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Err(e) => cx.field(store.span(), "key_value_stores", e),
+            }
+        }
+    }
+    let variables = s
+        .variables
+        .as_ref()
+        .map(|written| state::build_variables(written.get_ref(), dir, cx))
+        .unwrap_or_default();
+
     ServiceConfig {
         name,
         component,
@@ -251,6 +296,8 @@ fn service_config(
         env,
         files,
         allowed_outbound_hosts,
+        key_value_stores,
+        variables,
         component_at,
     }
 }
