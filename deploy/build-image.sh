@@ -38,7 +38,7 @@ guests/build.sh >/dev/null
 cargo build --profile "$PROFILE" --target "$TARGET" -p wasmhost --quiet >&2
 out=$PROFILE
 [ "$PROFILE" = dev ] && out=debug
-BIN=target/$TARGET/$out/wasmhost
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET/$out/wasmhost
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT

@@ -22,6 +22,7 @@ case $profile in
     dev) dir=debug ;;
     *) dir=$profile ;;
 esac
-exec python3 scripts/soak.py --wasmhost "target/$dir/wasmhost" \
+target=${CARGO_TARGET_DIR:-target}
+exec python3 scripts/soak.py --wasmhost "$target/$dir/wasmhost" \
     --guests guests/target/wasm32-wasip2/release --duration "$duration" \
-    --report target/soak-report.json
+    --report "$target/soak-report.json"

@@ -17,7 +17,8 @@ fi
 
 # Debian packages the tests use: a real Prometheus scrapes the admin plane;
 # systemd's tools start the host by socket activation and verify the units;
-# HAProxy balances the replica test; podman (with runc) builds and runs the
+# HAProxy balances the replica test; redis-server backs the shared
+# key-value store of the Redis tests; podman (with runc) builds and runs the
 # container image, whose static binary needs musl-gcc (for mimalloc's C).
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
@@ -26,6 +27,7 @@ command -v haproxy >/dev/null || missing+=(haproxy)
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -262,3 +262,146 @@ fn a_rotated_secret_file_and_a_new_store_reach_new_requests_without_a_restart() 
     assert_eq!(host.send(get("/var/db_password")).text(), "second");
     host.assert_no_host_panic();
 }
+
+/// A Debian `redis-server` on a free loopback port, for as long as it
+/// lives; `stop` and `start` again on the same port.
+struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = RedisServer {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "running redis-server (Debian package `redis-server`; scripts/test.sh installs it)",
+            );
+        self.child = Some(child);
+        let up = poll_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        assert!(up.is_some(), "redis-server did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Three replicas on 127.0.0.2, .3 and .4 with one manifest whose default
+/// store is the Redis at `REDIS_URL`.
+fn redis_replicas(redis: &RedisServer) -> (TestApp, Vec<Host>) {
+    let app = TestApp::new()
+        .service(
+            Svc::new("spin", SPIN_KV)
+                .route("/")
+                .set("key_value_stores", r#"["default"]"#),
+        )
+        .service(Svc::new("hello", HELLO).route("/hello"))
+        .table(
+            "key_value.default",
+            &["backend = \"redis\"", "url = { env = \"REDIS_URL\" }"],
+        );
+    let manifest = app.write();
+    let hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|ip| {
+            Host::start(StartOptions {
+                manifest: &manifest,
+                args: vec!["--listen".into(), format!("{ip}:0")],
+                env: vec![("REDIS_URL".into(), redis.url())],
+            })
+        })
+        .collect();
+    (app, hosts)
+}
+
+#[test]
+fn replicas_share_a_redis_store() {
+    let redis = RedisServer::start();
+    let (_app, hosts) = redis_replicas(&redis);
+    for (i, host) in hosts.iter().enumerate() {
+        let put = req("PUT", &format!("/kv/from{i}")).body(format!("replica {i}"));
+        assert_eq!(host.send(put).status, 200);
+    }
+    for host in &hosts {
+        for i in 0..hosts.len() {
+            let read = host.send(get(&format!("/kv/from{i}")));
+            assert_eq!((read.status, read.text()), (200, format!("replica {i}")));
+        }
+        assert_eq!(host.send(get("/keys")).text(), "from0\nfrom1\nfrom2");
+    }
+    assert_eq!(hosts[2].send(req("DELETE", "/kv/from0")).status, 200);
+    assert_eq!(hosts[0].send(get("/kv/from0")).status, 404);
+}
+
+#[test]
+fn redis_going_down_is_the_guests_error_and_service_resumes_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let (_app, hosts) = redis_replicas(&redis);
+    let host = &hosts[0];
+    assert_eq!(host.send(req("PUT", "/kv/a").body("1")).status, 200);
+
+    redis.stop();
+    let down = host.send(get("/kv/a"));
+    assert_eq!(down.status, 500, "the guest's own error answer");
+    assert!(
+        down.header("wasmhost-error").is_none(),
+        "not a host failure: {down:?}"
+    );
+    assert_eq!(
+        host.send(get("/hello")).status,
+        200,
+        "other services unaffected"
+    );
+    host.wait_for_log(EVENT_TIMEOUT, |e| {
+        e["message"] == "key-value store unavailable"
+    })
+    .expect("a log line says the store is unavailable");
+
+    redis.restart();
+    let back = poll_until(Duration::from_secs(10), || {
+        host.send(req("PUT", "/kv/b").body("2")).status == 200
+    });
+    assert!(
+        back.is_some(),
+        "requests did not succeed again after Redis returned"
+    );
+    assert_eq!(hosts[1].send(get("/kv/b")).text(), "2");
+    host.assert_no_host_panic();
+}

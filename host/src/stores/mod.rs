@@ -6,6 +6,7 @@
 //! - [`embedded`]: a SQLite file per store under `[host] data_dir`, in WAL
 //!   mode; every call runs on tokio's blocking pool, never on an I/O
 //!   worker thread.
+//! - [`redis`]: a Redis server shared by replicas, reconnecting by itself.
 //!
 //! Semantics (also in `docs/state.md`): a request reads its own writes;
 //! concurrent writers to one key: the last one wins; `increment` and
@@ -15,6 +16,7 @@
 //! `b"42"`).
 
 pub mod embedded;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,8 +75,7 @@ pub struct Store {
 
 enum Backing {
     Embedded(embedded::Embedded),
-    /// A Redis store this build cannot open yet.
-    Unsupported,
+    Redis(Box<redis::Redis>),
 }
 
 /// One page of keys.
@@ -94,7 +95,9 @@ impl Store {
             Backend::Embedded { file } => {
                 Backing::Embedded(embedded::Embedded::open(file, config.quota)?)
             }
-            Backend::Redis { .. } => Backing::Unsupported,
+            Backend::Redis { url } => {
+                Backing::Redis(Box::new(redis::Redis::open(&url.0, &config.name)?))
+            }
         };
         Ok(Store {
             name: config.name.clone(),
@@ -152,17 +155,13 @@ impl Store {
         Ok(())
     }
 
-    fn unsupported() -> StoreError {
-        StoreError::Unavailable("Redis stores are not served by this build".to_owned())
-    }
-
     /// The value of `key`, if it has one.
     pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
         self.measure("get", async {
             self.check_key(&key)?;
             match &self.backend {
                 Backing::Embedded(db) => db.get(key).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.get(key).await,
             }
         })
         .await
@@ -175,7 +174,7 @@ impl Store {
             self.check_value(&value)?;
             match &self.backend {
                 Backing::Embedded(db) => db.set(key, value).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.set(key, value).await,
             }
         })
         .await
@@ -187,7 +186,7 @@ impl Store {
             self.check_key(&key)?;
             match &self.backend {
                 Backing::Embedded(db) => db.delete(key).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.delete(key).await,
             }
         })
         .await
@@ -203,7 +202,7 @@ impl Store {
         self.measure("list_keys", async {
             match &self.backend {
                 Backing::Embedded(db) => db.keys(cursor).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.keys(cursor).await,
             }
         })
         .await
@@ -230,7 +229,7 @@ impl Store {
             self.check_key(&key)?;
             match &self.backend {
                 Backing::Embedded(db) => db.increment(key, delta).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.increment(key, delta).await,
             }
         })
         .await
@@ -249,7 +248,7 @@ impl Store {
             self.check_value(&value)?;
             match &self.backend {
                 Backing::Embedded(db) => db.compare_and_swap(key, expected, value).await,
-                Backing::Unsupported => Err(Self::unsupported()),
+                Backing::Redis(db) => db.compare_and_swap(key, expected, value).await,
             }
         })
         .await
