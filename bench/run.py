@@ -22,7 +22,7 @@ guest. Writes the report as Markdown to stdout and JSON to --json.
 `--only heavy` (or any comma list of sections) runs only those sections.
 """
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile
-import threading, time
+import shutil, threading, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +51,7 @@ WASMTIME_HEAVY_TUNED = [
     "-S", "cli=y",
 ]
 
-SECTIONS = ["throughput", "cold", "fairness", "heavy"]
+SECTIONS = ["throughput", "cold", "fairness", "heavy", "kv"]
 HEAVY_GUESTS = ["hello", "router", "python", "js"]
 
 
@@ -119,9 +119,10 @@ class Target:
                 self.proc.wait()
 
 
-def wrk(url, seconds, connections=32, threads=2):
+def wrk(url, seconds, connections=32, threads=2, script=None):
+    extra = ["-s", script] if script else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {}
@@ -364,6 +365,67 @@ def heavy(args, folder, guests):
     return results
 
 
+def kv(args, folder):
+    """One embedded-store `get` and one `set` per request (the spin-sdk 5
+    guest `guests/spin-kv`) against hello, all served by one host; then the
+    same on a Redis store (a `redis-server` started here), when Debian's
+    `redis-server` is installed."""
+    spin_kv = os.path.join(GUESTS, "spin_kv.wasm")
+    put = os.path.join(folder, "put.lua")
+    with open(put, "w") as f:
+        f.write('wrk.method = "PUT"\nwrk.body = "a value of some forty bytes, like a session"\n')
+    services = [{"name": "hello", "component": f"{GUESTS}/hello.wasm", "route": "/hello"},
+                {"name": "kv", "component": spin_kv, "route": "/kv",
+                 "key_value_stores": ["default"]}]
+    redis = None
+    stores = {"embedded": ""}
+    if shutil.which("redis-server"):
+        redis_port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"],
+                                 stdout=subprocess.DEVNULL, start_new_session=True)
+        stores["redis"] = (f'\n[key_value.default]\nbackend = "redis"\n'
+                           f'url = "redis://127.0.0.1:{redis_port}/0"\n')
+    hosts, endpoints = [], []
+    try:
+        for name, extra in stores.items():
+            manifest = write_manifest(folder, f"kv-{name}.toml", services,
+                                      host_extra=f'data_dir = "{folder}/data-{name}"\n' + extra)
+            subprocess.run([args.wasmhost, "compile", manifest], check=True, env=clean_env(),
+                           stdout=subprocess.DEVNULL)
+            port = free_port()
+            host = Target(f"kv-{name}", [args.wasmhost, "serve", manifest, "--listen",
+                                         f"127.0.0.1:{port}"], port, "/hello")
+            host.start()
+            hosts.append(host)
+            base = f"http://127.0.0.1:{port}"
+            subprocess.run(["curl", "-sf", "-X", "PUT", "--data", "x" * 40,
+                            f"{base}/kv/bench"], check=True, stdout=subprocess.DEVNULL)
+            if name == "embedded":
+                endpoints.append(("hello", f"{base}/hello", None))
+            endpoints += [(f"{name} get", f"{base}/kv/bench", None),
+                          (f"{name} set", f"{base}/kv/bench", put)]
+        results = {name: [] for name, _, _ in endpoints}
+        for round_ in range(args.rounds):
+            for name, url, script in endpoints:
+                result = wrk(url, args.heavy_seconds, script=script)
+                results[name].append(result)
+                print(f"  kv round {round_ + 1} {name:14} {result['rps']:>10.0f} req/s "
+                      f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
+                      file=sys.stderr)
+        return {name: {"rps": median(r["rps"] for r in runs),
+                       "p50_ms": median(r["p50_ms"] for r in runs),
+                       "p99_ms": median(r["p99_ms"] for r in runs),
+                       "non2xx": sum(r["non2xx"] for r in runs)}
+                for name, runs in results.items()}
+    finally:
+        for host in hosts:
+            host.stop()
+        if redis:
+            redis.terminate()
+            redis.wait()
+
+
 def split_list(value, allowed, flag):
     items = [x.strip() for x in value.split(",") if x.strip()]
     unknown = [x for x in items if x not in allowed]
@@ -440,6 +502,11 @@ def main():
               f"wrk -t2 -c32 -d{args.heavy_seconds}s each", file=sys.stderr)
         report["heavy"] = heavy(args, folder, guests)
 
+    if "kv" in only:
+        print(f"key-value: {args.rounds} alternating rounds of wrk -t2 -c32 "
+              f"-d{args.heavy_seconds}s each", file=sys.stderr)
+        report["kv"] = kv(args, folder)
+
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -479,6 +546,8 @@ def print_report(report, args):
         print_fairness(report)
     if "heavy" in report:
         print_heavy(report, args)
+    if "kv" in report:
+        print_kv(report, args)
 
 
 def print_throughput(report, args):
@@ -524,6 +593,19 @@ def print_fairness(report):
         print(f"Python service: p50 {p['p50_alone_ms']:.3f} ms alone, "
               f"{p['p50_spinning_ms']:.3f} ms with spinners: {p['p50_ratio']:.2f}x "
               "(goal <= 2x)\n")
+
+
+def print_kv(report, args):
+    kv = report["kv"]
+    print(f"## Key-value (wrk -t2 -c32 -d{args.heavy_seconds}s, median of {args.rounds} "
+          "alternating rounds; the spin-sdk 5 guest, one operation per request)\n")
+    print("| endpoint | req/s | vs hello | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|")
+    hello = kv["hello"]["rps"]
+    for name, r in kv.items():
+        print(f"| {name} | {r['rps']:.0f} | {r['rps'] / hello:.2f}x | {r['p50_ms']:.3f} | "
+              f"{r['p99_ms']:.3f} | {r['non2xx']} |")
+    print("\nGoals: embedded get >= 0.7x hello, set >= 0.4x.\n")
 
 
 def print_heavy(report, args):

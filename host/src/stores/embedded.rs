@@ -4,10 +4,17 @@
 //! being killed (SIGKILL, OOM kill); a power loss may lose the last
 //! transactions, never corrupt the file.
 //!
-//! One connection per store behind a mutex; every call runs on tokio's
-//! blocking pool, so a slow disk never stalls an I/O worker. The quota
-//! counts the bytes of keys and values, kept in memory from a sum taken at
-//! open and updated by every write under the same lock.
+//! One connection per store behind a mutex; every call that touches the
+//! file runs on tokio's blocking pool, so a slow disk never stalls an I/O
+//! worker. The quota counts the bytes of keys and values, kept in memory
+//! from a sum taken at open and updated by every write under the same lock.
+//!
+//! Reads are served from a write-through cache when they can: this process
+//! is the only writer of its store files, and every write updates the cache
+//! under the connection's lock after it committed, so a cached value is
+//! never older than the last answered write. The cache holds at most
+//! [`CACHE_BYTES`] of keys and values (and which keys are missing); past
+//! that it starts over.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,9 +24,41 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KeyPage, LIST_PAGE, StoreError};
 
+/// Most bytes of keys and values the read cache of one store holds.
+pub const CACHE_BYTES: usize = 16 << 20;
+
 /// An open embedded store.
 pub struct Embedded {
     db: Arc<Mutex<Db>>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// Values read or written lately: `None` for a key known to be missing.
+#[derive(Default)]
+struct Cache {
+    values: std::collections::HashMap<String, Option<Arc<[u8]>>>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn put(&mut self, key: &str, value: Option<&[u8]>) {
+        let size = key.len() + value.map_or(0, <[u8]>::len);
+        if size > CACHE_BYTES / 16 {
+            // Too big to be worth keeping: forget any older copy.
+            if let Some(old) = self.values.remove(key) {
+                self.bytes -= key.len() + old.map_or(0, |v| v.len());
+            }
+            return;
+        }
+        if self.bytes + size > CACHE_BYTES {
+            self.values.clear();
+            self.bytes = 0;
+        }
+        if let Some(old) = self.values.insert(key.to_owned(), value.map(Arc::from)) {
+            self.bytes -= key.len() + old.map_or(0, |v| v.len());
+        }
+        self.bytes += size;
+    }
 }
 
 struct Db {
@@ -60,18 +99,28 @@ impl Embedded {
                 used: used as u64,
                 quota,
             })),
+            cache: Arc::default(),
         })
     }
 
-    /// Runs `op` on the blocking pool with the connection.
+    fn cached(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .values
+            .get(key)
+            .map(|v| v.as_deref().map(<[u8]>::to_vec))
+    }
+
+    /// Runs `op` on the blocking pool with the connection and the cache
+    /// (locked after the connection, always in that order).
     async fn run<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&mut Db, &Mutex<Cache>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
+        let (db, cache) = (self.db.clone(), self.cache.clone());
         tokio::task::spawn_blocking(move || {
             let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
-            op(&mut db)
+            op(&mut db, &cache)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -79,18 +128,30 @@ impl Embedded {
 
     /// The value of `key`.
     pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(move |db| db.value(&key).map_err(unavailable))
-            .await
+        if let Some(value) = self.cached(&key) {
+            return Ok(value);
+        }
+        self.run(move |db, cache| {
+            let value = db.value(&key).map_err(unavailable)?;
+            remember(cache, &key, value.as_deref());
+            Ok(value)
+        })
+        .await
     }
 
     /// Sets `key` to `value`, within the quota.
     pub async fn set(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        self.run(move |db| db.put(&key, &value)).await
+        self.run(move |db, cache| {
+            db.put(&key, &value)?;
+            remember(cache, &key, Some(&value));
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes `key`.
     pub async fn delete(&self, key: String) -> Result<(), StoreError> {
-        self.run(move |db| {
+        self.run(move |db, cache| {
             let old = db.size_of(&key).map_err(unavailable)?;
             db.conn
                 .execute("DELETE FROM kv WHERE key = ?1", params![key])
@@ -98,6 +159,7 @@ impl Embedded {
             if let Some(old) = old {
                 db.used = db.used.saturating_sub(old);
             }
+            remember(cache, &key, None);
             Ok(())
         })
         .await
@@ -105,7 +167,7 @@ impl Embedded {
 
     /// The page of keys after `cursor`.
     pub async fn keys(&self, cursor: Option<String>) -> Result<KeyPage, StoreError> {
-        self.run(move |db| {
+        self.run(move |db, _| {
             let mut statement = db
                 .conn
                 .prepare_cached("SELECT key FROM kv WHERE key > ?1 ORDER BY key LIMIT ?2")
@@ -125,7 +187,7 @@ impl Embedded {
 
     /// Adds `delta` to the counter at `key`.
     pub async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError> {
-        self.run(move |db| {
+        self.run(move |db, cache| {
             let current = match db.value(&key).map_err(unavailable)? {
                 None => 0,
                 Some(bytes) => std::str::from_utf8(&bytes)
@@ -134,7 +196,9 @@ impl Embedded {
                     .ok_or(StoreError::NotACounter)?,
             };
             let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-            db.put(&key, next.to_string().as_bytes())?;
+            let text = next.to_string();
+            db.put(&key, text.as_bytes())?;
+            remember(cache, &key, Some(text.as_bytes()));
             Ok(next)
         })
         .await
@@ -147,11 +211,12 @@ impl Embedded {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        self.run(move |db| {
+        self.run(move |db, cache| {
             if db.value(&key).map_err(unavailable)? != expected {
                 return Ok(false);
             }
             db.put(&key, &value)?;
+            remember(cache, &key, Some(&value));
             Ok(true)
         })
         .await
@@ -191,6 +256,15 @@ impl Db {
         self.used = used;
         Ok(())
     }
+}
+
+/// Records what the file now holds for `key` (called with the connection
+/// locked).
+fn remember(cache: &Mutex<Cache>, key: &str, value: Option<&[u8]>) {
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(key, value);
 }
 
 /// A page from up to `LIST_PAGE + 1` keys: the extra one says there is more.
@@ -236,6 +310,32 @@ mod tests {
         assert_eq!(second.keys.len(), 5);
         assert_eq!(second.cursor, None);
         assert!(second.keys[0] > *first.keys.last().unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_read_cache_never_serves_an_older_value_than_the_last_write() {
+        let (_dir, db) = store(64 << 20);
+        let big = vec![7; CACHE_BYTES / 8];
+        db.set("big".into(), big.clone()).await.unwrap();
+        assert_eq!(db.get("big".into()).await, Ok(Some(big)));
+        db.set("big".into(), b"small".to_vec()).await.unwrap();
+        assert_eq!(db.get("big".into()).await, Ok(Some(b"small".to_vec())));
+        assert_eq!(db.get("gone".into()).await, Ok(None));
+        db.set("gone".into(), b"here".to_vec()).await.unwrap();
+        assert_eq!(db.get("gone".into()).await, Ok(Some(b"here".to_vec())));
+        assert_eq!(db.increment("n".into(), 2).await, Ok(2));
+        assert_eq!(db.get("n".into()).await, Ok(Some(b"2".to_vec())));
+        // Filling the cache past its budget starts it over, values intact.
+        for i in 0..40 {
+            db.set(format!("fill{i}"), vec![1; CACHE_BYTES / 32])
+                .await
+                .unwrap();
+        }
+        assert_eq!(db.get("gone".into()).await, Ok(Some(b"here".to_vec())));
+        assert_eq!(
+            db.get("fill0".into()).await.unwrap().unwrap().len(),
+            CACHE_BYTES / 32
+        );
     }
 
     #[tokio::test]
