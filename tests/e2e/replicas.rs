@@ -104,9 +104,9 @@ impl Replica {
 }
 
 /// HAProxy in the foreground, in front of `replicas`.
-struct Haproxy {
+pub(crate) struct Haproxy {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The statistics page, which shows what HAProxy thinks of each server.
     stats: SocketAddr,
     _config: tempfile::NamedTempFile,
@@ -114,11 +114,21 @@ struct Haproxy {
 
 impl Haproxy {
     fn start(replicas: &[Replica]) -> Haproxy {
+        let backends: Vec<(SocketAddr, SocketAddr)> =
+            replicas.iter().map(|r| (r.data, r.admin)).collect();
+        Haproxy::start_for(&backends)
+    }
+
+    /// HAProxy in front of hosts given as (data, admin) addresses; it
+    /// serves once `/` answers 200 through it.
+    pub(crate) fn start_for(backends: &[(SocketAddr, SocketAddr)]) -> Haproxy {
         let (addr, stats) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
-        let servers: String = replicas
+        let servers: String = backends
             .iter()
             .enumerate()
-            .map(|(i, r)| format!("    server r{i} {} check port {}\n", r.data, r.admin.port()))
+            .map(|(i, (data, admin))| {
+                format!("    server r{i} {data} check port {}\n", admin.port())
+            })
             .collect();
         // Health checks every 100 ms on `/readyz` (503 while draining);
         // failed connections and empty responses are retried on another

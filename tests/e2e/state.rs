@@ -405,3 +405,78 @@ fn redis_going_down_is_the_guests_error_and_service_resumes_when_it_returns() {
     assert_eq!(hosts[1].send(get("/kv/b")).text(), "2");
     host.assert_no_host_panic();
 }
+
+/// The issue's replica test: three hosts on 127.0.0.2-4 behind HAProxy
+/// share one Redis; a `wasi:keyvalue` guest counts and swaps through them.
+#[test]
+pub(crate) fn replicas_behind_haproxy_count_and_swap_atomically_on_one_redis() {
+    let redis = RedisServer::start();
+    let app = TestApp::new()
+        .service(Svc::new("hello", HELLO).route("/"))
+        .service(
+            Svc::new("counter", KV_COUNTER)
+                .set("routes", r#"["/incr", "/get", "/cas"]"#)
+                .set("key_value_stores", r#"["default"]"#),
+        )
+        .table(
+            "key_value.default",
+            &["backend = \"redis\"", "url = { env = \"REDIS_URL\" }"],
+        );
+    let manifest = app.write();
+    let hosts: Vec<Host> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|ip| {
+            Host::start(StartOptions {
+                manifest: &manifest,
+                args: vec![
+                    "--listen".into(),
+                    format!("{ip}:0"),
+                    "--admin".into(),
+                    format!("{ip}:0"),
+                ],
+                env: vec![("REDIS_URL".into(), redis.url())],
+            })
+        })
+        .collect();
+    let backends: Vec<_> = hosts.iter().map(|h| (h.addr, h.admin.unwrap())).collect();
+    let haproxy = crate::replicas::Haproxy::start_for(&backends);
+    let front = haproxy.addr;
+
+    // 1,000 increments from 20 clients at once, spread by HAProxy.
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|_| post("/incr/hits", "").send(front).map(|r| r.status))
+                    .filter(|status| *status == Ok(200))
+                    .count()
+            })
+        })
+        .collect();
+    let answered: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(answered, 1000, "every increment is answered 200");
+    let total = get("/get/hits").send(front).unwrap();
+    assert_eq!((total.status, total.text()), (200, "1000".into()));
+    for host in &hosts {
+        assert_eq!(host.send(get("/get/hits")).text(), "1000");
+    }
+
+    // Compare-and-swap races: 8 clients per round, exactly one winner.
+    let mut current = "none".to_owned();
+    for round in 0..10 {
+        let racers: Vec<_> = (0..8)
+            .map(|client| {
+                let path = format!("/cas/slot/{current}/r{round}c{client}");
+                std::thread::spawn(move || post(&path, "").send(front).unwrap())
+            })
+            .collect();
+        let answers: Vec<Resp> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        let winners: Vec<usize> = (0..answers.len())
+            .filter(|&i| answers[i].status == 200)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {answers:?}");
+        assert!(answers.iter().all(|a| a.status == 200 || a.status == 409));
+        current = format!("r{round}c{}", winners[0]);
+        assert_eq!(get("/get/slot").send(front).unwrap().text(), current);
+    }
+}
