@@ -58,7 +58,7 @@ cargo test --workspace "$@"
   unset CARGO_TARGET_DIR
   cargo fmt --all -- --check
   cargo clippy --release -- -D warnings
-  cargo test --target x86_64-unknown-linux-gnu -p hello -p echo -p router-demo -p outbound
+  cargo test --target x86_64-unknown-linux-gnu -p hello -p echo -p router-demo -p outbound -p kv-counter
 )
 
 # Hardening: a 60 s soak (good and hostile traffic side by side, a hot

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use wasmhost::observe::metrics::Metrics;
 use wasmhost::wasm::cache::ArtifactCache;
 use wasmhost::wasm::component::Loader;
-use wasmhost::wasm::engine::{Engines, PoolSize};
+use wasmhost::wasm::engine::{Engines, Fuel, PoolSize};
 
 /// Instances in each engine's pool; compiling needs none.
 const POOL_INSTANCES: u32 = 4;
@@ -48,7 +48,7 @@ fuzz_target!(|bytes: &[u8]| {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    match loader().compile(bytes, &sha256, Path::new("fuzz.wasm")) {
+    match loader().compile(bytes, &sha256, Path::new("fuzz.wasm"), Fuel::Metered) {
         Ok((compiled, _source)) => assert_eq!(compiled.sha256, sha256),
         // The error is shown to the user: displaying it must not panic.
         Err(error) => assert!(!format!("{error:#}").is_empty()),

@@ -82,6 +82,8 @@ pub enum Template {
     Router,
     /// A JSON API with serde.
     JsonApi,
+    /// State in a key-value store: a visit counter and notes.
+    Kv,
 }
 
 impl Template {
@@ -91,6 +93,7 @@ impl Template {
             Template::Http => "http",
             Template::Router => "router",
             Template::JsonApi => "json-api",
+            Template::Kv => "kv",
         }
     }
 }

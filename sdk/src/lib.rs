@@ -123,6 +123,7 @@
 pub mod config;
 mod error;
 mod handler;
+pub mod kv;
 pub mod log;
 pub mod outbound;
 mod percent;
@@ -130,6 +131,7 @@ mod request;
 mod response;
 mod router;
 pub mod testing;
+pub mod variables;
 mod wasi;
 
 pub use error::Error;

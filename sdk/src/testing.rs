@@ -92,7 +92,13 @@ pub fn logs() -> Vec<String> {
 pub struct TestEnv {
     config: HashMap<String, String>,
     outbound: Option<Rc<OutboundMock>>,
+    stores: HashMap<String, KvHandle>,
+    variables: HashMap<String, String>,
 }
+
+/// An in-memory key-value store of a [`TestEnv`].
+#[allow(dead_code)] // only the native half of `wasi.rs` uses it
+pub(crate) type KvHandle = Rc<RefCell<std::collections::BTreeMap<String, Vec<u8>>>>;
 
 impl TestEnv {
     /// No config, no outbound mock.
@@ -113,6 +119,34 @@ impl TestEnv {
     /// ```
     pub fn config(mut self, key: &str, value: &str) -> Self {
         self.config.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Give the service an empty in-memory key-value store called `name`,
+    /// as listing it in `key_value_stores` would; it keeps its data across
+    /// calls in this environment. Stores not set up are refused.
+    ///
+    /// ```
+    /// use wasmhost_sdk::{kv, testing::TestEnv};
+    ///
+    /// let env = TestEnv::new().kv_store("default");
+    /// env.run(|| kv::open_default().unwrap().set("k", "v")).unwrap();
+    /// let value = env.run(|| kv::open_default().unwrap().get_string("k"));
+    /// assert_eq!(value, Ok(Some("v".to_owned())));
+    /// ```
+    pub fn kv_store(mut self, name: &str) -> Self {
+        self.stores.entry(name.to_owned()).or_default();
+        self
+    }
+
+    /// Set variable `name` to `value`, as the manifest's `variables` would.
+    ///
+    /// ```
+    /// let env = wasmhost_sdk::testing::TestEnv::new().variable("token", "t0");
+    /// assert_eq!(env.run(|| wasmhost_sdk::variables::get("token")), Ok("t0".to_owned()));
+    /// ```
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -176,6 +210,8 @@ impl TestEnv {
     fn scoped<R>(&self, f: impl FnOnce() -> R) -> (R, Vec<String>) {
         let scope = Rc::new(Scope {
             config: self.config.clone(),
+            stores: self.stores.clone(),
+            variables: self.variables.clone(),
             outbound: self.outbound.clone(),
             logs: RefCell::new(Vec::new()),
         });
@@ -199,6 +235,8 @@ impl fmt::Debug for TestEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestEnv")
             .field("config", &self.config)
+            .field("stores", &self.stores.keys().collect::<Vec<_>>())
+            .field("variables", &self.variables)
             .field("outbound", &self.outbound.is_some())
             .finish()
     }
@@ -328,6 +366,8 @@ impl TestResponse {
 /// [`crate::wasi`] sees it.
 pub(crate) struct Scope {
     config: HashMap<String, String>,
+    stores: HashMap<String, KvHandle>,
+    variables: HashMap<String, String>,
     outbound: Option<Rc<OutboundMock>>,
     logs: RefCell<Vec<String>>,
 }
@@ -364,6 +404,18 @@ pub(crate) fn scoped_send(
         headers,
         chunks.concat(),
     ))
+}
+
+/// The in-memory store `name` of the test scope, if it has one.
+#[allow(dead_code)]
+pub(crate) fn scoped_store(name: &str) -> Option<KvHandle> {
+    with_scope(|scope| scope.and_then(|s| s.stores.get(name).cloned()))
+}
+
+/// Variable `name` in the test scope, if it has one.
+#[allow(dead_code)]
+pub(crate) fn scoped_variable(name: &str) -> Option<String> {
+    with_scope(|scope| scope.and_then(|s| s.variables.get(name).cloned()))
 }
 
 /// Record a log line in a test scope; `false` outside one.

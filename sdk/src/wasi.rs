@@ -9,6 +9,8 @@
 //! | `env_var` | the guest's environment (the manifest's `env`) | the [`TestEnv`](crate::testing::TestEnv)'s config, else the process environment |
 //! | `send` | `wasi:http/outgoing-handler` with request-options timeouts | the `TestEnv`'s outbound mock, else `Unsupported` |
 //! | `write_log` | one line on stderr | one line on stderr, also captured by the `TestEnv` |
+//! | `kv_*` | `wasi:keyvalue` (`0.2.0-draft2`), bound with `wit-bindgen` | the `TestEnv`'s in-memory stores, else access denied |
+//! | `variable` | `wasi:config/store` (`0.2.0-rc.1`) | the `TestEnv`'s variables, else none |
 
 #[cfg(target_arch = "wasm32")]
 pub use component::*;
@@ -48,6 +50,84 @@ mod component {
 
     pub(crate) fn env_var(key: &str) -> Option<OsString> {
         std::env::var_os(key)
+    }
+
+    mod state {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "wasmhost:sdk/state",
+            generate_all,
+        });
+    }
+
+    use crate::kv::KvError;
+    use state::wasi::config::store as config;
+    use state::wasi::keyvalue::{atomics, store};
+
+    /// An open `wasi:keyvalue` bucket.
+    pub(crate) struct KvHandle(store::Bucket);
+
+    fn kv_error(err: store::Error, name: Option<&str>) -> KvError {
+        let store = || name.unwrap_or_default().to_owned();
+        match err {
+            store::Error::AccessDenied => KvError::AccessDenied { store: store() },
+            store::Error::NoSuchStore => KvError::NoSuchStore { store: store() },
+            store::Error::Other(message) => KvError::Failed(message),
+        }
+    }
+
+    pub(crate) fn kv_open(name: &str) -> Result<KvHandle, KvError> {
+        store::open(name)
+            .map(KvHandle)
+            .map_err(|e| kv_error(e, Some(name)))
+    }
+
+    pub(crate) fn kv_get(h: &KvHandle, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        h.0.get(key).map_err(|e| kv_error(e, None))
+    }
+
+    pub(crate) fn kv_set(h: &KvHandle, key: &str, value: &[u8]) -> Result<(), KvError> {
+        h.0.set(key, value).map_err(|e| kv_error(e, None))
+    }
+
+    pub(crate) fn kv_delete(h: &KvHandle, key: &str) -> Result<(), KvError> {
+        h.0.delete(key).map_err(|e| kv_error(e, None))
+    }
+
+    pub(crate) fn kv_keys(
+        h: &KvHandle,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), KvError> {
+        h.0.list_keys(cursor.as_deref())
+            .map(|page| (page.keys, page.cursor))
+            .map_err(|e| kv_error(e, None))
+    }
+
+    pub(crate) fn kv_increment(h: &KvHandle, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&h.0, key, delta).map_err(|e| kv_error(e, None))
+    }
+
+    pub(crate) fn kv_compare_and_swap(
+        h: &KvHandle,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        let cas = atomics::Cas::new(&h.0, key).map_err(|e| kv_error(e, None))?;
+        if cas.current().map_err(|e| kv_error(e, None))?.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, new) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(kv_error(e, None)),
+        }
+    }
+
+    pub(crate) fn variable(name: &str) -> Result<Option<String>, String> {
+        config::get(name).map_err(|e| match e {
+            config::Error::Upstream(message) | config::Error::Io(message) => message,
+        })
     }
 
     pub(crate) fn write_log(line: String) {
@@ -308,6 +388,71 @@ mod native {
     pub(crate) fn write_log(line: String) {
         testing::scoped_log(&line);
         eprintln!("{line}");
+    }
+
+    pub(crate) use testing::KvHandle;
+
+    use crate::kv::KvError;
+
+    pub(crate) fn kv_open(name: &str) -> Result<KvHandle, KvError> {
+        testing::scoped_store(name).ok_or_else(|| KvError::AccessDenied {
+            store: name.to_owned(),
+        })
+    }
+
+    pub(crate) fn kv_get(h: &KvHandle, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(h.borrow().get(key).cloned())
+    }
+
+    pub(crate) fn kv_set(h: &KvHandle, key: &str, value: &[u8]) -> Result<(), KvError> {
+        h.borrow_mut().insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn kv_delete(h: &KvHandle, key: &str) -> Result<(), KvError> {
+        h.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    pub(crate) fn kv_keys(
+        h: &KvHandle,
+        _cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), KvError> {
+        Ok((h.borrow().keys().cloned().collect(), None))
+    }
+
+    pub(crate) fn kv_increment(h: &KvHandle, key: &str, delta: i64) -> Result<i64, KvError> {
+        let mut store = h.borrow_mut();
+        let current = match store.get(key) {
+            None => 0,
+            Some(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok())
+                .ok_or_else(|| KvError::Failed("the value is not an integer counter".into()))?,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Failed("the counter would overflow".into()))?;
+        store.insert(key.to_owned(), next.to_string().into_bytes());
+        Ok(next)
+    }
+
+    pub(crate) fn kv_compare_and_swap(
+        h: &KvHandle,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        let mut store = h.borrow_mut();
+        if store.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        store.insert(key.to_owned(), new.to_vec());
+        Ok(true)
+    }
+
+    pub(crate) fn variable(name: &str) -> Result<Option<String>, String> {
+        Ok(testing::scoped_variable(name))
     }
 }
 

@@ -99,6 +99,7 @@ fn new_projects_build_test_and_serve_with_no_edits() {
         ("http", "/svc-http?name=ada", "hello, ada, from svc-http"),
         ("router", "/svc-router/hello/ada", "hello, ada"),
         ("json-api", "/svc-json-api/notes/7", "note 7"),
+        ("kv", "/svc-kv", "visit 1"),
     ] {
         let name = format!("svc-{template}");
         let output = Command::new(env!("CARGO_BIN_EXE_wasmhost"))

@@ -1,68 +1,47 @@
-//! Counters and compare-and-swap on `wasi:keyvalue/{store,atomics}`
-//! (`0.2.0-draft2`), the interfaces any WASI component uses, bound here
-//! with `wit-bindgen` from the host's copy of the WIT:
+//! A service that keeps state, with `wasmhost_sdk::kv` (which is
+//! `wasi:keyvalue` under the host) and `wasmhost_sdk::variables`:
 //!
 //! - `POST /incr/:key`: adds 1 to the counter, answers the new value;
 //! - `GET /get/:key`: the value, or 404;
 //! - `POST /cas/:key/:from/:to`: sets the key to `to` if it holds `from`
-//!   (a missing key counts as `none`): 200 `won`, or 409 `lost`.
+//!   (`none`: if it has no value): 200 `won`, or 409 `lost`;
+//! - `GET /hello`: the `greeting` variable.
+//!
+//! The replicas test runs it on three hosts sharing one Redis store.
 
-use wasmhost_sdk::{Error, Request, Response, Router};
+use wasmhost_sdk::{Error, Request, Response, Router, kv, variables};
 
-wit_bindgen::generate!({
-    inline: r#"
-        package wasmhost:kv-counter;
-        world counter {
-            import wasi:keyvalue/store@0.2.0-draft2;
-            import wasi:keyvalue/atomics@0.2.0-draft2;
-        }
-    "#,
-    path: "../../host/wit/wasi-keyvalue-0.2.0-draft2",
-    generate_all,
-});
-
-use wasi::keyvalue::{atomics, store};
-
-fn bucket() -> Result<store::Bucket, Error> {
-    store::open("default").map_err(|e| Error::internal(format!("opening the store: {e:?}")))
-}
-
-fn key(req: &Request) -> String {
-    req.param("key").unwrap_or_default().to_owned()
+fn key(req: &Request) -> &str {
+    req.param("key").unwrap_or_default()
 }
 
 fn incr(req: Request) -> Result<Response, Error> {
-    let value = atomics::increment(&bucket()?, &key(&req), 1)
-        .map_err(|e| Error::internal(format!("increment: {e:?}")))?;
+    let value = kv::open_default()?.increment(key(&req), 1)?;
     Ok(Response::text(value.to_string()))
 }
 
 fn read(req: Request) -> Result<Response, Error> {
-    match bucket()?.get(&key(&req)) {
-        Ok(Some(value)) => Ok(Response::text(String::from_utf8_lossy(&value).into_owned())),
-        Ok(None) => Ok(Response::text("no such key").with_status(404)),
-        Err(e) => Err(Error::internal(format!("get: {e:?}"))),
-    }
+    Ok(match kv::open_default()?.get_string(key(&req))? {
+        Some(value) => Response::text(value),
+        None => Response::text("no such key").with_status(404),
+    })
 }
 
 fn cas(req: Request) -> Result<Response, Error> {
-    let bucket = bucket()?;
     let from = req.param("from").unwrap_or_default();
     let to = req.param("to").unwrap_or_default();
-    let cas = atomics::Cas::new(&bucket, &key(&req))
-        .map_err(|e| Error::internal(format!("cas: {e:?}")))?;
-    let current = cas
-        .current()
-        .map_err(|e| Error::internal(format!("cas current: {e:?}")))?;
-    let expected = (from != "none").then(|| from.as_bytes().to_vec());
-    if current != expected {
-        return Ok(Response::text("lost").with_status(409));
-    }
-    match atomics::swap(cas, to.as_bytes()) {
-        Ok(()) => Ok(Response::text("won")),
-        Err(atomics::CasError::CasFailed(_)) => Ok(Response::text("lost").with_status(409)),
-        Err(e) => Err(Error::internal(format!("swap: {e:?}"))),
-    }
+    let expected = (from != "none").then_some(from.as_bytes());
+    Ok(
+        if kv::open_default()?.compare_and_swap(key(&req), expected, to)? {
+            Response::text("won")
+        } else {
+            Response::text("lost").with_status(409)
+        },
+    )
+}
+
+fn hello(_req: Request) -> Result<Response, Error> {
+    Ok(Response::text(variables::get("greeting")?))
 }
 
 fn router() -> Router {
@@ -70,6 +49,36 @@ fn router() -> Router {
         .post("/incr/:key", incr)
         .get("/get/:key", read)
         .post("/cas/:key/:from/:to", cas)
+        .get("/hello", hello)
 }
 
 wasmhost_sdk::export!(router);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmhost_sdk::testing::TestEnv;
+
+    #[test]
+    fn counts_and_swaps_in_a_test_store() {
+        let env = TestEnv::new()
+            .kv_store("default")
+            .variable("greeting", "hi");
+        let send = |req: Request| env.call(router(), req);
+        assert_eq!(send(Request::post("/incr/n")).text(), "1");
+        assert_eq!(send(Request::post("/incr/n")).text(), "2");
+        assert_eq!(send(Request::get("/get/n")).text(), "2");
+        assert_eq!(send(Request::get("/get/missing")).status(), 404);
+        assert_eq!(send(Request::post("/cas/s/none/a")).status(), 200);
+        assert_eq!(send(Request::post("/cas/s/none/b")).status(), 409);
+        assert_eq!(send(Request::post("/cas/s/a/b")).status(), 200);
+        assert_eq!(send(Request::get("/hello")).text(), "hi");
+    }
+
+    #[test]
+    fn without_the_store_listed_it_is_a_500_naming_the_manifest_key() {
+        let resp = TestEnv::new().call(router(), Request::post("/incr/n"));
+        assert_eq!(resp.status(), 500);
+        assert!(resp.text().contains("key_value_stores"), "{}", resp.text());
+    }
+}

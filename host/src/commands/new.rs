@@ -63,6 +63,11 @@ fn files(name: &str, sdk: &Path, template: Template) -> Vec<(&'static str, Strin
         Template::Http => include_str!("../../templates/http.rs"),
         Template::Router => include_str!("../../templates/router.rs"),
         Template::JsonApi => include_str!("../../templates/json_api.rs"),
+        Template::Kv => include_str!("../../templates/kv.rs"),
+    };
+    let stores = match template {
+        Template::Kv => "key_value_stores = [\"default\"]\n",
+        _ => "",
     };
     let serde = match template {
         Template::JsonApi => "serde = { version = \"1\", features = [\"derive\"] }\n",
@@ -106,7 +111,7 @@ listen = "127.0.0.1:8080"
 name = "{name}"
 component = "target/wasm32-wasip2/release/{crate_name}.wasm"
 route = "/{name}"
-"#
+{stores}"#
     );
     let gitignore = "target/\n.wasmhost-cache/\n".to_owned();
     vec![
