@@ -77,8 +77,8 @@ impl Reloader {
         mut cache: ComponentCache,
         metrics: Arc<Metrics>,
     ) -> Result<(Arc<Reloader>, Arc<Registry>), Problems> {
-        let stores =
-            Stores::open(&manifest.key_value, &Stores::default(), &metrics).map_err(|err| {
+        let stores = Stores::open(&manifest.stores_in_use(), &Stores::default(), &metrics)
+            .map_err(|err| {
                 Problems(vec![Problem::whole_file(
                     &manifest.path,
                     format!("{err:#}"),
@@ -184,7 +184,7 @@ impl Reloader {
             ));
         }
 
-        let stores = match Stores::open(&manifest.key_value, &state.stores, &self.metrics) {
+        let stores = match Stores::open(&manifest.stores_in_use(), &state.stores, &self.metrics) {
             Ok(stores) => stores,
             Err(err) => {
                 // Nothing changes: every service keeps its stores.

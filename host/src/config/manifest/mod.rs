@@ -199,6 +199,21 @@ impl Manifest {
             .flat_map(|(i, s)| s.routes.iter().map(move |r| (r.clone(), i)))
     }
 
+    /// The key-value stores some service lists: the only ones the host
+    /// opens (a manifest whose services use no store creates no data
+    /// file, and `wasmhost check` on it touches no disk).
+    pub fn stores_in_use(&self) -> Vec<StoreConfig> {
+        self.key_value
+            .iter()
+            .filter(|store| {
+                self.services
+                    .iter()
+                    .any(|s| s.key_value_stores.contains(&store.name))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The service called `name`.
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
@@ -336,6 +351,26 @@ mod tests {
             problems.to_string(),
             "/nonexistent/manifest.toml: manifest file not found"
         );
+    }
+
+    #[test]
+    fn only_the_stores_a_service_lists_are_opened() {
+        let m = manifest(
+            r#"
+            [key_value.sessions]
+            [[service]]
+            name = "a"
+            component = "COMPONENT"
+            route = "/"
+            key_value_stores = ["sessions"]
+            "#,
+        );
+        let names =
+            |stores: Vec<StoreConfig>| stores.into_iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(names(m.key_value.clone()), ["sessions", "default"]);
+        assert_eq!(names(m.stores_in_use()), ["sessions"]);
+        let m = Manifest::from_str("", Path::new("m.toml")).unwrap();
+        assert!(m.stores_in_use().is_empty());
     }
 
     #[test]
