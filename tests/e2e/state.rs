@@ -480,3 +480,33 @@ pub(crate) fn replicas_behind_haproxy_count_and_swap_atomically_on_one_redis() {
         assert_eq!(get("/get/slot").send(front).unwrap().text(), current);
     }
 }
+
+/// A guest built against the older `wasi:keyvalue@0.2.0-draft` shares the
+/// same store: an unsigned counter, `set-many`, `get-many` with a missing
+/// key, and `list-keys` paged by a numeric cursor.
+#[test]
+pub(crate) fn a_guest_on_the_older_keyvalue_draft_uses_the_same_stores() {
+    let host = TestApp::new()
+        .service(
+            Svc::new("draft", KV_DRAFT)
+                .route("/draft")
+                .set("key_value_stores", r#"["default"]"#),
+        )
+        .service(
+            Svc::new("spin", SPIN_KV)
+                .route("/kv")
+                .set("key_value_stores", r#"["default"]"#),
+        )
+        .start();
+    assert_eq!(host.send(post("/draft/incr/n", "")).text(), "1");
+    assert_eq!(host.send(post("/draft/incr/n", "")).text(), "2");
+    // The Spin guest sees the draft guest's counter in the shared store.
+    assert_eq!(host.send(get("/kv/n")).text(), "2");
+    assert_eq!(host.send(post("/draft/fill/1500", "")).status, 200);
+    assert_eq!(
+        host.send(get("/draft/keys")).text(),
+        "1501 keys in 2 pages",
+        "1,500 filled keys and the counter, 1,000 a page"
+    );
+    assert_eq!(host.send(get("/draft/many")).text(), "k00000=v,none");
+}

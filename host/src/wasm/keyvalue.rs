@@ -86,7 +86,8 @@ impl AppState {
             .all(|(name, store)| stores.get(name).is_some_and(|now| Arc::ptr_eq(now, store)))
     }
 
-    fn open(&self, name: &str) -> Option<Bucket> {
+    /// The store `name` as a guest opens it, if the service lists it.
+    pub(crate) fn open(&self, name: &str) -> Option<Bucket> {
         self.stores.get(name).map(|store| Bucket(store.clone()))
     }
 
@@ -140,6 +141,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     generated::wasi::config0_2_0_draft_2024_09_27::store::add_to_linker::<_, AppStateData>(
         linker, get,
     )?;
+    crate::wasm::keyvalue_draft::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -166,7 +168,8 @@ impl store::Host for HostState {
 }
 
 impl HostState {
-    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Arc<Store>> {
+    /// The store behind a guest's bucket handle.
+    pub(crate) fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Arc<Store>> {
         Ok(self.table.get(bucket)?.0.clone())
     }
 }

@@ -9,6 +9,7 @@
 //! - [`priority`]: background priority for compiler and slow-lane threads.
 //! - [`reuse`]: instances that serve more than one request: a pool (one at a time) or shared (WASI 0.3, several at once).
 //! - [`keyvalue`]: the key-value and variables interfaces (wasi:keyvalue, wasi:config, Spin's).
+//! - [`keyvalue_draft`]: `wasi:keyvalue@0.2.0-draft`, the older draft, on the same stores.
 //! - [`guest_log`]: a guest's stdout/stderr turned into log events.
 
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod component;
 pub mod engine;
 pub mod guest_log;
 pub mod keyvalue;
+pub mod keyvalue_draft;
 pub mod outbound;
 pub mod priority;
 pub mod reuse;

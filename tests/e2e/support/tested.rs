@@ -10,5 +10,6 @@ pub(crate) use crate::sandbox::the_guest_sees_its_declared_env_and_nothing_of_th
 pub(crate) use crate::sdk::the_outbound_guest_calls_its_allowed_upstream_and_reports_a_denied_one as outbound;
 pub(crate) use crate::sdk::the_raw_bindings_router_answers_exactly_like_the_sdk_router as raw_router;
 pub(crate) use crate::sdk::the_router_demo_serves_its_json_api_with_path_params as router_demo;
+pub(crate) use crate::state::a_guest_on_the_older_keyvalue_draft_uses_the_same_stores as kv_draft;
 pub(crate) use crate::state::a_spin_sdk_5_component_keeps_state_and_reads_variables_unmodified as spin_kv;
 pub(crate) use crate::state::replicas_behind_haproxy_count_and_swap_atomically_on_one_redis as kv_counter;
