@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource};
 
-use crate::config::manifest::state::valid_variable_name;
+use crate::config::manifest::variables::valid_variable_name;
 use crate::config::manifest::{ServiceConfig, Variable};
 use crate::stores::{Store, StoreError, Stores};
 use crate::wasm::state::HostState;

@@ -10,6 +10,8 @@
 //! - `units.rs`: validated newtypes for names, routes and addresses (the
 //!   generic durations, sizes, fuel and counts are in `config/units.rs`);
 //! - `outbound_rule.rs`: `OutboundRule` (`allowed_outbound_hosts` entries);
+//! - `stores.rs`: `[key_value.<name>]`, the key-value stores;
+//! - `variables.rs`: a service's `variables`, their values read;
 //! - `validate.rs`: defaults, paths, and checks across values (required
 //!   keys, unique names, route clashes, files on disk).
 //!
@@ -20,9 +22,10 @@
 
 pub mod outbound_rule;
 pub mod schema;
-pub mod state;
+pub mod stores;
 pub mod units;
 mod validate;
+pub mod variables;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,7 +40,8 @@ use crate::config::router::Route;
 
 pub use crate::config::problem::{Problem, Problems};
 pub use outbound_rule::OutboundRule;
-pub use state::{Backend, StoreConfig, Variable, VariableSource};
+pub use stores::{Backend, StoreConfig};
+pub use variables::{Variable, VariableSource};
 
 /// A checked manifest, ready to serve.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,8 +21,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::state::{self, StoreSection, VariableSpec};
+use super::stores::{self, StoreSection};
 use super::units::{ListenAddr, RouteHost, RoutePrefix, ServiceName};
+use super::variables::VariableSpec;
 use crate::config::limits::LimitKeys;
 use crate::config::problem::Collector;
 use crate::config::units::{Count, HumanDuration};
@@ -279,7 +280,7 @@ impl ManifestSpec {
                     ),
                 },
                 "service" => load_services(value, cx, &mut spec),
-                "key_value" => spec.key_value = state::load_stores(value, cx),
+                "key_value" => spec.key_value = stores::load_stores(value, cx),
                 other => unknown_key(cx, key.span(), other, "the top level", Self::KEYS),
             }
         }

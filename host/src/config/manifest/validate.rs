@@ -13,8 +13,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::schema::{ManifestSpec, ServiceSection};
-use super::state::{self, StoreConfig};
+use super::stores::{self, StoreConfig};
 use super::units::{OutboundRule, RoutePrefix};
+use super::variables;
 use super::{HostConfig, Manifest, ServiceConfig};
 use crate::config::limits::Limits;
 use crate::config::problem::Collector;
@@ -39,7 +40,7 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
     spec.defaults.limits.check(cx, "defaults.");
     let defaults = spec.defaults.limits.apply_to(&Limits::default());
 
-    let key_value = state::build_stores(&spec.key_value, &host.data_dir, cx);
+    let key_value = stores::build_stores(&spec.key_value, &host.data_dir, cx);
 
     let mut names: HashMap<String, usize> = HashMap::new();
     // (host, prefix) → (service name, line) of the first service to claim it.
@@ -285,7 +286,7 @@ fn service_config(
     let variables = s
         .variables
         .as_ref()
-        .map(|written| state::build_variables(written.get_ref(), dir, cx))
+        .map(|written| variables::build_variables(written.get_ref(), dir, cx))
         .unwrap_or_default();
 
     ServiceConfig {
