@@ -145,22 +145,33 @@ fn every_answered_write_survives_a_sigkill_of_the_host() {
     let mut host = app.start();
     let dir = host._dir.take();
 
-    // A writer on its own thread; the host dies under it.
+    // A writer on its own thread; the host dies under it once it has had
+    // some writes answered.
     let addr = host.addr;
-    let writer = std::thread::spawn(move || {
-        let mut answered = Vec::new();
-        for i in 0..100_000 {
-            let put = Req::new("PUT", &format!("/kv/key{i}"))
-                .body(format!("value{i}"))
-                .timeout(Duration::from_secs(5));
-            match put.send(addr) {
-                Ok(resp) if resp.status == 200 => answered.push(i),
-                _ => break,
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = std::thread::spawn({
+        let acked = acked.clone();
+        move || {
+            let mut answered = Vec::new();
+            for i in 0..100_000 {
+                let put = Req::new("PUT", &format!("/kv/key{i}"))
+                    .body(format!("value{i}"))
+                    .timeout(Duration::from_secs(5));
+                match put.send(addr) {
+                    Ok(resp) if resp.status == 200 => {
+                        answered.push(i);
+                        acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => break,
+                }
             }
+            answered
         }
-        answered
     });
-    std::thread::sleep(Duration::from_millis(700));
+    let written = poll_until(Duration::from_secs(30), || {
+        acked.load(std::sync::atomic::Ordering::Relaxed) >= 200
+    });
+    assert!(written.is_some(), "the writer got no 200 writes answered");
     host.signal("KILL");
     let answered = writer.join().unwrap();
     assert!(

@@ -99,25 +99,39 @@ pub struct Metrics {
     kv_duration: HistogramFamily<StoreLabel>,
 }
 
-/// One key-value store's metrics (see [`Metrics::store`]).
+/// The `op` labels of `wasmhost_kv_operations_total`.
+pub const KV_OPS: [&str; 6] = [
+    "get",
+    "set",
+    "delete",
+    "list_keys",
+    "increment",
+    "compare_and_swap",
+];
+
+/// The `result` labels of `wasmhost_kv_operations_total`.
+pub const KV_RESULTS: [&str; 3] = ["ok", "limit", "error"];
+
+/// One key-value store's metrics (see [`Metrics::store`]): every
+/// (operation, result) counter made once, so that counting an operation
+/// allocates nothing and takes no lock.
 #[derive(Clone)]
 pub struct StoreMetrics {
-    store: String,
-    operations: Family<KvLabels, Counter>,
+    operations: Vec<(&'static str, &'static str, Counter)>,
     duration: Histogram,
 }
 
 impl StoreMetrics {
-    /// Counts one operation `op` (`get`, `set`, ...) that ended with
-    /// `result` (`ok`, `limit`, `error`) after `seconds`.
+    /// Counts one operation `op` (one of [`KV_OPS`]) that ended with
+    /// `result` (one of [`KV_RESULTS`]) after `seconds`.
     pub fn record(&self, op: &str, result: &str, seconds: f64) {
-        self.operations
-            .get_or_create(&KvLabels {
-                store: self.store.clone(),
-                op: op.into(),
-                result: result.into(),
-            })
-            .inc();
+        if let Some((_, _, counter)) = self
+            .operations
+            .iter()
+            .find(|(o, r, _)| *o == op && *r == result)
+        {
+            counter.inc();
+        }
         self.duration.observe(seconds);
     }
 }
@@ -288,9 +302,24 @@ impl Metrics {
 
     /// The handles for the key-value store `name`.
     pub fn store(&self, name: &str) -> StoreMetrics {
+        let operations = KV_OPS
+            .iter()
+            .flat_map(|op| KV_RESULTS.iter().map(move |result| (*op, *result)))
+            .map(|(op, result)| {
+                let labels = KvLabels {
+                    store: name.into(),
+                    op: op.into(),
+                    result: result.into(),
+                };
+                (
+                    op,
+                    result,
+                    self.kv_operations.get_or_create(&labels).clone(),
+                )
+            })
+            .collect();
         StoreMetrics {
-            store: name.into(),
-            operations: self.kv_operations.clone(),
+            operations,
             duration: self
                 .kv_duration
                 .get_or_create(&StoreLabel { store: name.into() })

@@ -208,6 +208,37 @@ impl Store {
         .await
     }
 
+    /// The values of `keys`, in order (batch `get-many`).
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = self.get(key.clone()).await?;
+            found.push((key, value));
+        }
+        Ok(found)
+    }
+
+    /// Sets every pair, in order, stopping at the first failure (batch
+    /// `set-many`: not atomic).
+    pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        for (key, value) in pairs {
+            self.set(key, value).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every key, stopping at the first failure (batch
+    /// `delete-many`).
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+
     /// Every key (all pages).
     pub async fn all_keys(&self) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();

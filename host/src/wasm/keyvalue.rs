@@ -316,14 +316,7 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> Trappable<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let store = self.bucket(&bucket)?;
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            match store.get(key.clone()).await {
-                Ok(value) => found.push((key, value)),
-                Err(err) => return Ok(Err(wasi_error(err))),
-            }
-        }
-        Ok(Ok(found))
+        Ok(store.get_many(keys).await.map_err(wasi_error))
     }
 
     async fn set_many(
@@ -332,12 +325,7 @@ impl batch::Host for HostState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Trappable<Result<(), store::Error>> {
         let store = self.bucket(&bucket)?;
-        for (key, value) in key_values {
-            if let Err(err) = store.set(key, value).await {
-                return Ok(Err(wasi_error(err)));
-            }
-        }
-        Ok(Ok(()))
+        Ok(store.set_many(key_values).await.map_err(wasi_error))
     }
 
     async fn delete_many(
@@ -346,12 +334,7 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> Trappable<Result<(), store::Error>> {
         let store = self.bucket(&bucket)?;
-        for key in keys {
-            if let Err(err) = store.delete(key).await {
-                return Ok(Err(wasi_error(err)));
-            }
-        }
-        Ok(Ok(()))
+        Ok(store.delete_many(keys).await.map_err(wasi_error))
     }
 }
 
