@@ -1,5 +1,6 @@
-//! State and configuration: key-value stores and variables, served to a
-//! component built with spin-sdk 5.2 exactly as Spin serves it.
+//! State and configuration: key-value stores and variables, served to
+//! components built with spin-sdk 5.2 (WASI 0.2) and spin-sdk 7 (WASI 0.3)
+//! exactly as Spin serves them.
 
 use std::time::Duration;
 
@@ -9,11 +10,11 @@ fn req(method: &str, path: &str) -> Req {
     Req::new(method, path)
 }
 
-fn spin_app() -> TestApp {
+fn spin_app(component: &str) -> TestApp {
     TestApp::new()
         .env("WASMHOST_TEST_TOKEN", "s3cr3t-t0ken")
         .service(
-            Svc::new("spin", SPIN_KV)
+            Svc::new("spin", component)
                 .route("/")
                 .set("key_value_stores", r#"["default"]"#)
                 .set(
@@ -26,7 +27,40 @@ fn spin_app() -> TestApp {
 
 #[test]
 pub(crate) fn a_spin_sdk_5_component_keeps_state_and_reads_variables_unmodified() {
-    let host = spin_app().admin().start();
+    let host = spin_app(SPIN_KV).admin().start();
+    keeps_state_and_reads_variables(&host);
+}
+
+/// spin-sdk 7: `#[http_service]` on `wasi:http/handler@0.3.0`, with
+/// `spin:key-value@3.0.0` and `spin:variables@3.0.0`, whose functions are
+/// all async and whose `get-keys` answers with a stream.
+#[test]
+pub(crate) fn a_spin_sdk_7_wasi_0_3_component_keeps_state_and_reads_variables_unmodified() {
+    let host = spin_app(SPIN_KV3).admin().start();
+    let services = host.admin(get("/admin/services")).text();
+    assert!(services.contains(r#""world":"service""#), "{services}");
+    keeps_state_and_reads_variables(&host);
+
+    let text = |resp: Resp| (resp.status, resp.text());
+    assert_eq!(text(host.send(get("/exists/user"))), (200, "true".into()));
+    assert_eq!(text(host.send(get("/exists/cart"))), (200, "false".into()));
+    // Many keys arrive whole through the stream.
+    let mut expected = vec!["user".to_owned()];
+    for i in 0..300 {
+        let key = format!("k{i:03}");
+        assert_eq!(
+            text(host.send(req("PUT", &format!("/kv/{key}")).body("v"))).0,
+            200
+        );
+        expected.push(key);
+    }
+    expected.sort();
+    assert_eq!(text(host.send(get("/keys"))), (200, expected.join("\n")));
+    host.assert_no_host_panic();
+}
+
+/// The Spin compatibility checks both spin-kv guests answer alike.
+fn keeps_state_and_reads_variables(host: &Host) {
     let text = |resp: Resp| (resp.status, resp.text());
 
     assert_eq!(

@@ -229,6 +229,7 @@ pub fn new_linker(engine: &Engine, flavor: Flavor) -> anyhow::Result<Linker<Host
     if flavor == Flavor::P3 {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        crate::wasm::keyvalue_spin3::add_to_linker(&mut linker)?;
     }
     Ok(linker)
 }

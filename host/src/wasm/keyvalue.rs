@@ -5,6 +5,9 @@
 //!   (spin-sdk 5: `Store::open_default()`, `variables::get`);
 //! - `wasi:config/store@0.2.0-rc.1` and `@0.2.0-draft-2024-09-27`.
 //!
+//! Spin's WASI 0.3 versions (`spin:key-value@3.0.0`,
+//! `spin:variables@3.0.0`) are in [`super::keyvalue_spin3`].
+//!
 //! The WIT is in `host/wit/` (its README says where each file comes
 //! from). A service opens only the stores it lists (`key_value_stores`):
 //! any other name is the interface's `access-denied`. Store failures
@@ -91,7 +94,7 @@ impl AppState {
         self.stores.get(name).map(|store| Bucket(store.clone()))
     }
 
-    fn variable(&self, name: &str) -> Option<&Variable> {
+    pub(crate) fn variable(&self, name: &str) -> Option<&Variable> {
         self.variables
             .binary_search_by(|v| v.name.as_str().cmp(name))
             .ok()

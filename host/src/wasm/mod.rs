@@ -18,6 +18,7 @@ pub mod engine;
 pub mod guest_log;
 pub mod keyvalue;
 pub mod keyvalue_draft;
+pub mod keyvalue_spin3;
 pub mod outbound;
 pub mod priority;
 pub mod reuse;

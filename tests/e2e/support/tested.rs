@@ -12,4 +12,5 @@ pub(crate) use crate::sdk::the_raw_bindings_router_answers_exactly_like_the_sdk_
 pub(crate) use crate::sdk::the_router_demo_serves_its_json_api_with_path_params as router_demo;
 pub(crate) use crate::state::a_guest_on_the_older_keyvalue_draft_uses_the_same_stores as kv_draft;
 pub(crate) use crate::state::a_spin_sdk_5_component_keeps_state_and_reads_variables_unmodified as spin_kv;
+pub(crate) use crate::state::a_spin_sdk_7_wasi_0_3_component_keeps_state_and_reads_variables_unmodified as spin_kv3;
 pub(crate) use crate::state::replicas_behind_haproxy_count_and_swap_atomically_on_one_redis as kv_counter;
