@@ -68,7 +68,9 @@ async fn one_request(slow: &tokio::runtime::Handle, service: &Arc<LoadedService>
         .unwrap();
     let call = Call {
         request_id: "bench".into(),
-        trace_id: None,
+        trace: wasmhost::observe::traces::RequestTrace::new(None, true),
+        hop: 0,
+        dispatch: None,
         started,
         permit,
         in_flight: InFlight::new(&service.metrics.in_flight),

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod calls;
 mod cli;
 mod compat;
 mod deploy;

@@ -39,6 +39,13 @@ pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
                         args.manifest.display(),
                         manifest.services.len()
                     );
+                    for service in manifest.services.iter().filter(|s| s.routes.is_empty()) {
+                        println!(
+                            "service `{0}` is private: it has no route, and other services \
+                             reach it as http://{0}.internal",
+                            service.name
+                        );
+                    }
                     return Ok(());
                 }
                 Err(problems) => problems,

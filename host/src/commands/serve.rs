@@ -32,6 +32,9 @@ const EVENT_INTERVAL: u32 = 4;
 /// main thread (admin plane, signals, reloads).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.manifest).map_err(reported)?;
+    // Spans go out from their own thread, configured by OTEL_* variables;
+    // dropping the guard at the end exports what is still queued.
+    let _traces = crate::observe::traces::start()?;
     let activated = listen::activated()?;
     let listen = args.listen.unwrap_or(manifest.host.listen);
     let admin_addr = match &activated.admin {

@@ -33,6 +33,8 @@ enum Inner {
     Client(hyper::body::Incoming),
     /// A body already in memory (benchmarks and tests of the request path).
     Full(http_body_util::Full<Bytes>),
+    /// The body of a chained call: what the calling guest writes.
+    Guest(WasiBody),
 }
 
 impl LimitedBody {
@@ -40,6 +42,17 @@ impl LimitedBody {
     pub fn new(inner: hyper::body::Incoming, max: u64, exceeded: Arc<AtomicBool>) -> Self {
         LimitedBody {
             inner: Inner::Client(inner),
+            remaining: max,
+            max,
+            exceeded,
+        }
+    }
+
+    /// The body a calling guest streams to a chained call, allowing `max`
+    /// bytes.
+    pub fn from_guest(inner: WasiBody, max: u64, exceeded: Arc<AtomicBool>) -> Self {
+        LimitedBody {
+            inner: Inner::Guest(inner),
             remaining: max,
             max,
             exceeded,
@@ -70,6 +83,11 @@ impl Body for LimitedBody {
         let frame = match &mut this.inner {
             Inner::Client(inner) => ready!(Pin::new(inner).poll_frame(cx)),
             Inner::Full(inner) => ready!(Pin::new(inner).poll_frame(cx)).map(|Ok(frame)| Ok(frame)),
+            Inner::Guest(inner) => match ready!(Pin::new(inner).poll_frame(cx)) {
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                Some(Ok(frame)) => Some(Ok(frame)),
+                None => None,
+            },
         };
         Poll::Ready(match frame {
             None => None,
@@ -91,6 +109,7 @@ impl Body for LimitedBody {
         match &self.inner {
             Inner::Client(inner) => inner.is_end_stream(),
             Inner::Full(inner) => inner.is_end_stream(),
+            Inner::Guest(inner) => inner.is_end_stream(),
         }
     }
 
@@ -98,6 +117,7 @@ impl Body for LimitedBody {
         match &self.inner {
             Inner::Client(inner) => inner.size_hint(),
             Inner::Full(inner) => inner.size_hint(),
+            Inner::Guest(inner) => inner.size_hint(),
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum ErrorKind {
     /// The request is malformed (smuggling vectors and the like).
     #[error("bad_request")]
     BadRequest,
+    /// A chain of calls between services went deeper than
+    /// [`crate::wasm::outbound::MAX_HOPS`] (a loop).
+    #[error("loop_detected")]
+    LoopDetected,
 }
 
 /// Seconds a client is asked to wait after `overloaded`.
@@ -47,7 +51,7 @@ const RETRY_AFTER_SECS: &str = "1";
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::NoRoute,
         ErrorKind::Trap,
         ErrorKind::FuelExhausted,
@@ -59,6 +63,7 @@ impl ErrorKind {
         ErrorKind::BadResponse,
         ErrorKind::HeadersTooLarge,
         ErrorKind::BadRequest,
+        ErrorKind::LoopDetected,
     ];
 
     /// The `wasmhost-error` header value and JSON `error` field.
@@ -75,6 +80,7 @@ impl ErrorKind {
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::HeadersTooLarge => "headers_too_large",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::LoopDetected => "loop_detected",
         }
     }
 
@@ -91,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Unavailable | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
             ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::LoopDetected => StatusCode::LOOP_DETECTED,
         }
     }
 

@@ -10,6 +10,7 @@ use wasmtime::Trap;
 
 use crate::dataplane::error_kind::ErrorKind;
 use crate::observe::metrics::{ErrorLabels, Finished, ServiceMetrics};
+use crate::observe::traces::{self, Kind, RequestTrace};
 
 /// Counts a request in `wasmhost_requests_in_flight` while alive.
 pub struct InFlight(Gauge);
@@ -113,8 +114,10 @@ pub struct Report<'a> {
     pub service: Option<(&'a str, &'a ServiceMetrics)>,
     /// The request id.
     pub request_id: &'a str,
-    /// The trace id of an incoming `traceparent`.
-    pub trace_id: Option<&'a str>,
+    /// The request's trace (`None` when it was refused before one began).
+    pub trace: Option<&'a RequestTrace>,
+    /// When its guest started, if one ran for it.
+    pub guest_started: Option<Instant>,
     /// The request's method.
     pub method: &'a http::Method,
     /// The request's path.
@@ -161,7 +164,8 @@ impl Report<'_> {
                     error = self.error.map(ErrorKind::as_str),
                     cause = self.cause,
                     client_gone = self.client_gone,
-                    trace_id = self.trace_id,
+                    trace_id = self.trace.map(|t| t.server.trace_hex()).map(tracing::field::display),
+                    span_id = self.trace.map(|t| t.server.span_hex()).map(tracing::field::display),
                     duration_ms,
                     fuel,
                     peak_memory,
@@ -175,6 +179,9 @@ impl Report<'_> {
             (_, Some(_)) => event!(warn, "request failed"),
             (_, None) => event!(info, "request"),
         }
+        if let Some(trace) = self.trace.filter(|t| t.recorded()) {
+            self.record_spans(trace, service);
+        }
         if let Some((_, metrics)) = self.service {
             metrics.finished(Finished {
                 status: self.status,
@@ -187,6 +194,75 @@ impl Report<'_> {
                 }),
             });
         }
+    }
+}
+
+impl Report<'_> {
+    /// The request's server span and, if a guest ran, its guest-execution
+    /// span (with the fuel it used and how it failed).
+    fn record_spans(&self, trace: &RequestTrace, service: Option<&str>) {
+        use opentelemetry::KeyValue;
+        let end = std::time::SystemTime::now();
+        let error = self.error.filter(|_| !self.client_gone);
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
+            KeyValue::new("url.path", self.path.to_owned()),
+            KeyValue::new("http.response.status_code", i64::from(self.status)),
+            KeyValue::new("wasmhost.request_id", self.request_id.to_owned()),
+        ];
+        if let Some(service) = service {
+            attributes.push(KeyValue::new("wasmhost.service", service.to_owned()));
+        }
+        if let Some(kind) = error {
+            attributes.push(KeyValue::new("error.type", kind.as_str()));
+        }
+        let failed = (self.status >= 500).then(|| {
+            error.map_or_else(|| self.status.to_string(), |kind| kind.as_str().to_owned())
+        });
+        traces::record(traces::Span {
+            context: trace.server,
+            parent: trace.parent,
+            remote_parent: trace.remote_parent,
+            name: format!("{} {}", self.method, service.unwrap_or("wasmhost")).into(),
+            kind: Kind::Server,
+            start: traces::wall_clock(self.started),
+            end,
+            attributes,
+            error: failed.clone(),
+        });
+        let Some(guest_started) = self.guest_started else {
+            return;
+        };
+        let mut attributes = vec![KeyValue::new("wasmhost.instance", self.strategy.as_str())];
+        if let Some(service) = service {
+            attributes.push(KeyValue::new("wasmhost.service", service.to_owned()));
+        }
+        if let Some(usage) = self.usage {
+            if let Some(fuel) = usage.fuel {
+                attributes.push(KeyValue::new(
+                    "wasmhost.fuel_used",
+                    i64::try_from(fuel).unwrap_or(i64::MAX),
+                ));
+            }
+            attributes.push(KeyValue::new(
+                "wasmhost.peak_memory",
+                i64::try_from(usage.peak_memory).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(kind) = error {
+            attributes.push(KeyValue::new("error.type", kind.as_str()));
+        }
+        traces::record(traces::Span {
+            context: trace.guest,
+            parent: Some(trace.server.span_id),
+            remote_parent: false,
+            name: "guest".into(),
+            kind: Kind::Internal,
+            start: traces::wall_clock(guest_started),
+            end,
+            attributes,
+            error: error.map(|kind| kind.as_str().to_owned()),
+        });
     }
 }
 

@@ -30,7 +30,9 @@ use crate::dataplane::error_kind::ErrorKind;
 use crate::dataplane::outcome::{
     Failure, InFlight, Report, Strategy, Usage, classify, classify_error, stamp_request_id,
 };
+use crate::observe::traces::RequestTrace;
 use crate::services::service::{Code, LoadedService};
+use crate::wasm::outbound::{Dispatch, Link};
 use crate::wasm::reuse::{Admitted, Shared};
 use crate::wasm::sandbox::Lease;
 use crate::wasm::state::HostState;
@@ -46,8 +48,13 @@ type Head = Result<http::Response<WasiBody>, String>;
 pub struct Call {
     /// The request id (kept from the client or generated).
     pub request_id: Arc<str>,
-    /// The trace id of an incoming `traceparent`, for the logs.
-    pub trace_id: Option<String>,
+    /// Its trace: server span, guest span, parent.
+    pub trace: RequestTrace,
+    /// How deep in a chain of calls between services it is (0: from a
+    /// client).
+    pub hop: u32,
+    /// Where the guest's chained calls go.
+    pub dispatch: Option<Arc<dyn Dispatch>>,
     /// When the request arrived; the timeout counts from here.
     pub started: Instant,
     /// The admission permit, held until the request ends.
@@ -74,16 +81,28 @@ struct End {
     client_gone: bool,
     usage: Option<Usage>,
     strategy: Strategy,
+    guest_started: Option<Instant>,
 }
 
 impl Call {
+    /// What the guest's calls need to know of this request.
+    fn link(&self) -> Link {
+        Link {
+            request_id: self.request_id.clone(),
+            hop: self.hop,
+            trace: Some(self.trace.guest),
+            dispatch: self.dispatch.clone(),
+        }
+    }
+
     /// Reports the ended request (its one log event and its metrics), then
     /// lets go of its admission permit and in-flight count.
     fn finish(self, service: &LoadedService, line: &Line, end: End) {
         Report {
             service: Some((&service.name, &service.metrics)),
             request_id: &self.request_id,
-            trace_id: self.trace_id.as_deref(),
+            trace: Some(&self.trace),
+            guest_started: end.guest_started,
             method: &line.method,
             path: &line.path,
             started: self.started,
@@ -217,8 +236,9 @@ async fn run(
     };
     let head_status = Arc::new(std::sync::Mutex::new(None::<u16>));
     let head_refused = Arc::new(AtomicBool::new(false));
+    let guest_started = Instant::now();
     let lease = Lease {
-        request_id: call.request_id.clone(),
+        link: call.link(),
         deadline,
         ticks,
     };
@@ -320,6 +340,7 @@ async fn run(
         client_gone: client_gone.load(Ordering::Acquire),
         usage: Some(usage),
         strategy,
+        guest_started: Some(guest_started),
     };
     call.finish(&service, &line, end);
 }
@@ -402,8 +423,9 @@ async fn invoke_shared(
     let deadline = call.started + service.sandbox.limits.timeout;
     let request = request.map(|body| body.boxed_unsync());
     let (verdict_tx, mut verdict_rx) = oneshot::channel();
+    let guest_started = Instant::now();
     let admitted = Admitted {
-        request_id: call.request_id.clone(),
+        link: call.link(),
         verdict: verdict_tx,
     };
     let answer = tokio::time::timeout_at(deadline.into(), handler.handle(admitted, request)).await;
@@ -435,6 +457,7 @@ async fn invoke_shared(
                         client_gone: ending.client_gone,
                         usage: None,
                         strategy: Strategy::Shared,
+                        guest_started: Some(guest_started),
                     };
                     call.finish(&service, &line, end);
                 });
@@ -479,6 +502,7 @@ async fn invoke_shared(
         client_gone: false,
         usage: None,
         strategy: Strategy::Shared,
+        guest_started: Some(guest_started),
     };
     call.finish(service, &line, end);
     response

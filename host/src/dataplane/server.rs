@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::config::limits::header_bytes;
 use crate::config::manifest::HostConfig;
@@ -26,8 +28,10 @@ use crate::dataplane::error_kind::ErrorKind;
 use crate::dataplane::outcome::{InFlight, Report, Strategy};
 use crate::dataplane::request::{Call, invoke};
 use crate::observe::metrics::Metrics;
+use crate::observe::traces::RequestTrace;
 use crate::services::registry::Registry;
 use crate::services::service::{LoadedService, Overloaded, Unavailable, uptime_ms};
+use crate::wasm::outbound::{Answer, Dispatch, HOP_HEADER, full_body, strip_host_headers};
 
 /// The most request-header bytes (names, values and separators) a request
 /// may carry; more is 431 `headers_too_large`.
@@ -43,6 +47,8 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The data-plane server.
 pub struct Server {
+    /// Itself, for the chained calls its guests make.
+    me: std::sync::Weak<Server>,
     /// Where guests that compute for long continue (see [`crate::dataplane::lanes`]).
     slow_lane: tokio::runtime::Handle,
     /// The live routes and services.
@@ -83,7 +89,8 @@ impl Server {
         host: &HostConfig,
         balance: Arc<Balance>,
     ) -> Arc<Self> {
-        Arc::new(Server {
+        Arc::new_cyclic(|me| Server {
+            me: me.clone(),
             slow_lane,
             registry,
             metrics,
@@ -214,83 +221,107 @@ impl Server {
     }
 
     /// One request, from arrival to the response head.
-    async fn handle(&self, request: Request<Incoming>) -> Response<HostBody> {
+    async fn handle(self: &Arc<Self>, request: Request<Incoming>) -> Response<HostBody> {
         let started = Instant::now();
         self.active.fetch_add(1, Ordering::AcqRel);
         self.last_activity.store(uptime_ms(), Ordering::Relaxed);
         let _active = Active(self);
         let request_id: Arc<str> = request_id(&request).into();
-        let reject = |kind: ErrorKind, service: Option<&LoadedService>| {
-            if service.is_none() {
-                self.metrics.host_error(kind.as_str());
-            }
-            Report {
-                service: service.map(|s| (&*s.name, &s.metrics)),
-                request_id: &request_id,
-                trace_id: None,
-                method: request.method(),
-                path: request.uri().path(),
+        let reject = |kind: ErrorKind| {
+            let mut response = self.reject(
+                kind,
+                None,
+                &request_id,
+                request.method(),
+                request.uri().path(),
                 started,
-                status: kind.status().as_u16(),
-                error: Some(kind),
-                cause: None,
-                client_gone: false,
-                usage: None,
-                strategy: Strategy::Rejected,
+            );
+            if kind != ErrorKind::NoRoute {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            .record();
-            kind.response::<HostBody>(service.map(|s| &*s.name), &request_id)
-        };
-
-        if header_bytes(request.headers()) > MAX_HEADER_BYTES {
-            let mut response = reject(ErrorKind::HeadersTooLarge, None);
             response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
+        };
+        if header_bytes(request.headers()) > MAX_HEADER_BYTES {
+            return reject(ErrorKind::HeadersTooLarge);
         }
         if is_smuggling_vector(&request) {
-            let mut response = reject(ErrorKind::BadRequest, None);
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
+            return reject(ErrorKind::BadRequest);
         }
 
         let snapshot = self.registry.load();
         let host = authority(&request);
         let Some((route, service)) = snapshot.router.route(host.as_deref(), request.uri().path())
         else {
-            return reject(ErrorKind::NoRoute, None);
+            return reject(ErrorKind::NoRoute);
         };
         let route = HeaderValue::from_str(route).ok();
         let service = service.clone();
+        drop(snapshot);
+        let (mut parts, body) = request.into_parts();
+        parts.uri = absolute_uri(&parts.uri, host.as_deref());
+        let arrived = Arrived {
+            parts,
+            request_id,
+            started,
+            route,
+            hop: 0,
+        };
+        self.run_on(service, arrived, |max, exceeded| {
+            LimitedBody::new(body, max, exceeded)
+        })
+        .await
+    }
+
+    /// Admits a routed request (or a chained call) on `service`, loads its
+    /// code if it is unloaded, and runs it.
+    async fn run_on(
+        self: &Arc<Self>,
+        service: Arc<LoadedService>,
+        arrived: Arrived,
+        body: impl FnOnce(u64, Arc<AtomicBool>) -> LimitedBody,
+    ) -> Response<HostBody> {
+        let Arrived {
+            mut parts,
+            request_id,
+            started,
+            route,
+            hop,
+        } = arrived;
+        let reject = |kind: ErrorKind, parts: &http::request::Parts| {
+            self.reject(
+                kind,
+                Some(&service),
+                &request_id,
+                &parts.method,
+                parts.uri.path(),
+                started,
+            )
+        };
         let permit = match service.admit().await {
             Ok(permit) => permit,
-            Err(Overloaded) => return reject(ErrorKind::Overloaded, Some(&service)),
+            Err(Overloaded) => return reject(ErrorKind::Overloaded, &parts),
         };
         let code = match service.code().await {
             Ok(code) => code,
-            Err(Unavailable) => return reject(ErrorKind::Unavailable, Some(&service)),
+            Err(Unavailable) => return reject(ErrorKind::Unavailable, &parts),
         };
         let max_body = service.limits().max_request_body;
-        if content_length(&request).is_some_and(|len| len > max_body) {
-            return reject(ErrorKind::BodyTooLarge, Some(&service));
+        if content_length(&parts.headers).is_some_and(|len| len > max_body) {
+            return reject(ErrorKind::BodyTooLarge, &parts);
         }
         let in_flight = InFlight::new(&service.metrics.in_flight);
-        let trace_id = trace_id(&request);
-
-        let (mut parts, body) = request.into_parts();
-        stamp_host_headers(&mut parts.headers, &request_id, route);
-        parts.uri = absolute_uri(&parts.uri, host.as_deref());
+        let trace = RequestTrace::new(parts.headers.get("traceparent"), hop == 0);
+        stamp_host_headers(&mut parts.headers, &request_id, route, hop, &trace);
         let body_exceeded = Arc::new(AtomicBool::new(false));
-        let request = Request::from_parts(
-            parts,
-            LimitedBody::new(body, max_body, body_exceeded.clone()),
-        );
+        let request = Request::from_parts(parts, body(max_body, body_exceeded.clone()));
+        let dispatch: Arc<dyn Dispatch> = self.clone();
         let call = Call {
             request_id,
-            trace_id,
+            trace,
+            hop,
+            dispatch: Some(dispatch),
             started,
             permit,
             in_flight,
@@ -299,6 +330,111 @@ impl Server {
         };
         invoke(&self.slow_lane, &service, request, call).await
     }
+
+    /// The host's own answer `kind` to a request, reported like any other.
+    fn reject(
+        &self,
+        kind: ErrorKind,
+        service: Option<&LoadedService>,
+        request_id: &str,
+        method: &http::Method,
+        path: &str,
+        started: Instant,
+    ) -> Response<HostBody> {
+        if service.is_none() {
+            self.metrics.host_error(kind.as_str());
+        }
+        Report {
+            service: service.map(|s| (&*s.name, &s.metrics)),
+            request_id,
+            trace: None,
+            guest_started: None,
+            method,
+            path,
+            started,
+            status: kind.status().as_u16(),
+            error: Some(kind),
+            cause: None,
+            client_gone: false,
+            usage: None,
+            strategy: Strategy::Rejected,
+        }
+        .record();
+        kind.response::<HostBody>(service.map(|s| &*s.name), request_id)
+    }
+}
+
+/// A request on its way to a service: its head, and what the host knows
+/// of it so far.
+struct Arrived {
+    parts: http::request::Parts,
+    request_id: Arc<str>,
+    started: Instant,
+    /// The matched route prefix (`None` for a chained call).
+    route: Option<HeaderValue>,
+    /// Its depth in a chain of calls (0: from a client).
+    hop: u32,
+}
+
+impl Dispatch for Server {
+    fn call(&self, callee: &str, request: Request<WasiBody>, hop: u32) -> Answer {
+        let server = self.me.upgrade();
+        let callee = callee.to_owned();
+        Box::pin(async move {
+            let started = Instant::now();
+            let request_id: Arc<str> = request_id(&request).into();
+            let Some(server) = server else {
+                return ErrorKind::Unavailable
+                    .response::<Bytes>(Some(&callee), &request_id)
+                    .map(full_body);
+            };
+            let service = server
+                .registry
+                .load()
+                .services
+                .iter()
+                .find(|service| *service.name == *callee)
+                .cloned();
+            let Some(service) = service else {
+                return server
+                    .reject(
+                        ErrorKind::NoRoute,
+                        None,
+                        &request_id,
+                        request.method(),
+                        request.uri().path(),
+                        started,
+                    )
+                    .map(guest_body);
+            };
+            let (parts, body) = request.into_parts();
+            let arrived = Arrived {
+                parts,
+                request_id,
+                started,
+                route: None,
+                hop,
+            };
+            server
+                .run_on(service, arrived, |max, exceeded| {
+                    LimitedBody::from_guest(body, max, exceeded)
+                })
+                .await
+                .map(guest_body)
+        })
+    }
+
+    fn record(&self, caller: &str, callee: &str, status: u16, seconds: f64) {
+        self.metrics.chained_call(caller, callee, status, seconds);
+    }
+}
+
+/// A response body from a chained call, as the calling guest reads it: a
+/// failure of the callee after its head ends the stream with an error.
+fn guest_body(body: HostBody) -> WasiBody {
+    use http_body_util::BodyExt;
+    body.map_err(|aborted| HttpError::InternalError(Some(aborted.0)))
+        .boxed_unsync()
 }
 
 /// Counts an open connection in [`Server::connections`] while alive.
@@ -347,28 +483,27 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 }
 
 /// Headers the host sets on the request the guest sees, replacing any
-/// copies the client sent: `x-request-id`, and `wasmhost-route` (the
-/// matched route prefix). Every other `wasmhost-*` header is the host's
+/// copies the client sent: `x-request-id`, `traceparent` (naming the
+/// request's server span), `wasmhost-route` (the matched route prefix) and,
+/// on a chained call, `wasmhost-hop` (its depth). Every other `wasmhost-*` header is the host's
 /// namespace and is removed, so a guest can trust what it finds there.
-fn stamp_host_headers(headers: &mut http::HeaderMap, request_id: &str, route: Option<HeaderValue>) {
-    if headers
-        .keys()
-        .any(|name| name.as_str().starts_with("wasmhost-"))
-    {
-        let reserved: Vec<_> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("wasmhost-"))
-            .cloned()
-            .collect();
-        for name in reserved {
-            headers.remove(name);
-        }
-    }
+fn stamp_host_headers(
+    headers: &mut http::HeaderMap,
+    request_id: &str,
+    route: Option<HeaderValue>,
+    hop: u32,
+    trace: &RequestTrace,
+) {
+    strip_host_headers(headers);
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", value);
     }
+    headers.insert("traceparent", trace.server.traceparent());
     if let Some(route) = route {
         headers.insert("wasmhost-route", route);
+    }
+    if hop > 0 {
+        headers.insert(HOP_HEADER, HeaderValue::from(hop));
     }
 }
 
@@ -388,14 +523,6 @@ fn new_request_id() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<trace id>-<span>-<flags>`).
-fn trace_id<B>(request: &Request<B>) -> Option<String> {
-    let value = request.headers().get("traceparent")?.to_str().ok()?;
-    let mut parts = value.split('-');
-    let (_version, trace) = (parts.next()?, parts.next()?);
-    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| trace.to_owned())
-}
-
 /// Both `Content-Length` and `Transfer-Encoding`, or several differing
 /// `Content-Length` values: request smuggling vectors, refused with 400.
 fn is_smuggling_vector<B>(request: &Request<B>) -> bool {
@@ -408,9 +535,8 @@ fn is_smuggling_vector<B>(request: &Request<B>) -> bool {
     lengths.any(|other| Some(other) != first)
 }
 
-fn content_length<B>(request: &Request<B>) -> Option<u64> {
-    request
-        .headers()
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
         .ok()?
@@ -477,16 +603,6 @@ mod tests {
         let b = request_id(&request(&[]));
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn the_trace_id_comes_from_a_well_formed_traceparent() {
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            trace_id(&request(&[("traceparent", tp)])).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        assert_eq!(trace_id(&request(&[("traceparent", "junk")])), None);
     }
 
     #[test]

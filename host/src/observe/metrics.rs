@@ -60,6 +60,19 @@ struct StoreLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabels {
+    caller: String,
+    callee: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallerCallee {
+    caller: String,
+    callee: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -97,6 +110,8 @@ pub struct Metrics {
     component_loads: Family<SourceLabel, Counter>,
     kv_operations: Family<KvLabels, Counter>,
     kv_duration: HistogramFamily<StoreLabel>,
+    chained_calls: Family<ChainLabels, Counter>,
+    chained_duration: HistogramFamily<CallerCallee>,
 }
 
 /// The `op` labels of `wasmhost_kv_operations_total`.
@@ -269,6 +284,26 @@ impl Metrics {
             Unit::Seconds,
             kv_duration.clone(),
         );
+        let chained_calls = Family::<ChainLabels, Counter>::default();
+        registry.register(
+            "wasmhost_chained_calls",
+            "Calls from one service to another in-process (http://<service>.internal), \
+             by caller, callee and status class",
+            chained_calls.clone(),
+        );
+        let chained_duration: HistogramFamily<CallerCallee> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "wasmhost_chained_call_duration",
+            "Time from a chained call to its response head, by caller and callee",
+            Unit::Seconds,
+            chained_duration.clone(),
+        );
+        registry.register(
+            "wasmhost_spans_dropped",
+            "Trace spans dropped: the export queue was full or the collector refused them",
+            crate::observe::traces::dropped().clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         registry.register(
             "wasmhost_build_info",
@@ -297,7 +332,31 @@ impl Metrics {
             component_loads,
             kv_operations,
             kv_duration,
+            chained_calls,
+            chained_duration,
         })
+    }
+
+    /// Counts one chained call from `caller` to `callee` that answered
+    /// `status` after `seconds` (to its response head).
+    pub fn chained_call(&self, caller: &str, callee: &str, status: u16, seconds: f64) {
+        let class = STATUS_CLASSES
+            .get(usize::from(status / 100).saturating_sub(1))
+            .copied()
+            .unwrap_or("5xx");
+        self.chained_calls
+            .get_or_create(&ChainLabels {
+                caller: caller.into(),
+                callee: callee.into(),
+                status: class.into(),
+            })
+            .inc();
+        self.chained_duration
+            .get_or_create(&CallerCallee {
+                caller: caller.into(),
+                callee: callee.into(),
+            })
+            .observe(seconds);
     }
 
     /// The handles for the key-value store `name`.

@@ -141,8 +141,8 @@ pub struct Ended {
 /// with the most recent request's), and where to send the instance's
 /// [`Verdict`] once one takes the request.
 pub struct Admitted {
-    /// The request id.
-    pub request_id: Arc<str>,
+    /// The request: its id, chain depth and trace.
+    pub link: crate::wasm::outbound::Link,
     /// Receives the instance's verdict.
     pub verdict: oneshot::Sender<Verdict>,
 }
@@ -171,7 +171,7 @@ impl HandlerState for Shared {
         // away, and each request's timeout is enforced by `Expiry` and
         // `Worker::on_request_start` instead.
         let lease = Lease {
-            request_id: "shared-instance".into(),
+            link: crate::wasm::outbound::Link::detached("shared-instance"),
             deadline: Instant::now() + Duration::from_secs(365 * 24 * 3600),
             ticks: Arc::new(AtomicU32::new(0)),
         };
@@ -228,10 +228,10 @@ impl WorkerState for Worker {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let _ = admitted.verdict.send(self.verdict.subscribe());
         let state = store.data_mut();
-        state.outbound.set_request_id(admitted.request_id.clone());
         for output in &state.output {
-            output.set_request_id(admitted.request_id.clone());
+            output.set_request_id(admitted.link.request_id.clone());
         }
+        state.outbound.set_link(admitted.link);
         // Each request brings one budget into the instance's shared tank,
         // which holds at most one budget per request it may run at once.
         let limits = &self.sandbox.limits;

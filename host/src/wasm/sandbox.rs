@@ -26,7 +26,7 @@ use crate::stores::Stores;
 use crate::wasm::component::Compiled;
 use crate::wasm::guest_log::{GuestLog, Stream};
 use crate::wasm::keyvalue::AppState;
-use crate::wasm::outbound::OutboundPolicy;
+use crate::wasm::outbound::{Link, OutboundPolicy};
 use crate::wasm::state::{HostState, MemoryLimiter};
 
 /// What a service's guests may touch, and under which limits.
@@ -49,9 +49,10 @@ pub struct Sandbox {
 /// Which request a store serves now, and until when: what [`Sandbox::arm`]
 /// puts on a store besides the service's limits.
 pub struct Lease {
-    /// The request's id: guest output and outbound refusals are logged
-    /// with it.
-    pub request_id: Arc<str>,
+    /// The request: its id (guest output and outbound refusals are logged
+    /// with it), its depth in a chain of calls and its trace, for the
+    /// calls the guest makes.
+    pub link: Link,
     /// The request's wall-clock deadline: the epoch callback interrupts the
     /// guest once it has passed.
     pub deadline: Instant,
@@ -80,7 +81,7 @@ impl Sandbox {
     pub fn new_store(&self, compiled: &Compiled, lease: Lease) -> anyhow::Result<Store<HostState>> {
         let limits = &self.limits;
         let output = [Stream::Stdout, Stream::Stderr]
-            .map(|stream| GuestLog::new(stream, self.name.clone(), lease.request_id.clone()));
+            .map(|stream| GuestLog::new(stream, self.name.clone(), lease.link.request_id.clone()));
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
             .stdout(output[0].clone())
@@ -105,7 +106,7 @@ impl Sandbox {
             outbound: OutboundPolicy::new(
                 self.outbound.clone(),
                 self.name.clone(),
-                lease.request_id.clone(),
+                lease.link.clone(),
                 limits,
             ),
             limiter: MemoryLimiter::new(limits.memory),
@@ -130,16 +131,16 @@ impl Sandbox {
     /// refusals. A reused instance is armed again before each request.
     pub fn arm(&self, store: &mut Store<HostState>, lease: Lease) -> anyhow::Result<()> {
         let Lease {
-            request_id,
+            link,
             deadline,
             ticks,
         } = lease;
         let state = store.data_mut();
         state.limiter.start_request();
-        state.outbound.set_request_id(request_id.clone());
         for output in &state.output {
-            output.set_request_id(request_id.clone());
+            output.set_request_id(link.request_id.clone());
         }
+        state.outbound.set_link(link);
         if !crate::wasm::engine::metered() {
             return Ok(());
         }

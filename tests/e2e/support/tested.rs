@@ -1,6 +1,7 @@
 //! One test per guest, by the guest's name: `foreach_guest!` in `main.rs`
 //! fails to compile when a guest in `guests/` is missing here.
 
+pub(crate) use crate::calls::one_request_through_three_services_and_an_outside_server_is_one_trace as chain;
 pub(crate) use crate::compat::a_raw_wasi_bindings_component_runs_unmodified as raw_proxy;
 pub(crate) use crate::compat::a_wasi_p3_service_component_runs as hello_p3;
 pub(crate) use crate::isolation::a_failing_guest_never_affects_another_services_requests as hostile;

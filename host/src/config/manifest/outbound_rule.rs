@@ -81,6 +81,12 @@ impl OutboundRule {
         port_ok && host_ok
     }
 
+    /// Whether the rule allows any host (`*`): such a rule does not allow
+    /// chained calls to `.internal` services, which must be named.
+    pub fn is_any_host(&self) -> bool {
+        self.host == HostPattern::Any
+    }
+
     /// The rule as written (lowercased).
     pub fn as_str(&self) -> &str {
         &self.text

@@ -322,12 +322,16 @@ fn routes(
             "set either `route` or `routes`, not both: move the `route` into `routes`",
         );
     } else if !written("route") && !written("routes") {
-        missing(
-            cx,
-            span,
-            "route",
-            "add `route = \"/path\"` or `routes = [\"/a\", \"/b\"]`",
-        );
+        // No route: a private service, reachable only by chained calls
+        // (`http://<name>.internal`). A `host` then routes nothing.
+        if let Some(host) = &s.host {
+            cx.field(
+                host.span(),
+                "host",
+                "`host` needs a route: add `route = \"/\"`, or remove `host` to keep the \
+                 service private (reachable only as `http://<name>.internal`)",
+            );
+        }
     }
     if let Some(route) = &s.route {
         prefixes.push((route.clone(), "route"));

@@ -1,0 +1,559 @@
+//! Distributed tracing: W3C trace context on every request, and spans
+//! exported as OpenTelemetry OTLP (HTTP/protobuf).
+//!
+//! Every request gets a server span: it continues an incoming
+//! `traceparent` (same trace id, new span id) or starts a trace. The
+//! request path only builds plain [`Span`] records and offers them to a
+//! bounded queue ([`record`]): never a lock, a wakeup or a write. A
+//! dedicated thread (`wasmhost-otlp`) drains the queue a few times a
+//! second, turns the records into OpenTelemetry `SpanData` and hands them
+//! to `opentelemetry-otlp`'s exporter. When the queue is full (a slow or
+//! dead collector) a span is dropped and counted in
+//! `wasmhost_spans_dropped_total`; so is a batch the collector refused.
+//!
+//! Configuration is OpenTelemetry's standard environment: export is on
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+//! is set (and `OTEL_TRACES_EXPORTER` is not `none`);
+//! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
+//! `OTEL_TRACES_SAMPLER_ARG` and the batch settings `OTEL_BSP_MAX_QUEUE_SIZE`,
+//! `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` are
+//! honoured.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderValue;
+use opentelemetry::KeyValue;
+use prometheus_client::metrics::counter::Counter;
+
+/// Spans waiting for the exporter thread; more are dropped and counted
+/// (`OTEL_BSP_MAX_QUEUE_SIZE`).
+const QUEUE: usize = 16 * 1024;
+
+/// The most spans one export request carries
+/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+const BATCH: usize = 2048;
+
+/// How often the exporter thread drains the queue, in milliseconds
+/// (`OTEL_BSP_SCHEDULE_DELAY`).
+const DRAIN_EVERY_MS: u64 = 200;
+
+/// A positive number from the environment variable `name`, else `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// A W3C trace context: the trace, one span in it, and whether the trace
+/// is sampled (recorded and exported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace id (never 0).
+    pub trace_id: u128,
+    /// The span id (never 0).
+    pub span_id: u64,
+    /// The `sampled` flag.
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// The context a `traceparent` header value carries (version 00 and
+    /// any later version's first four fields), if well formed.
+    pub fn parse(value: &str) -> Option<TraceContext> {
+        let mut parts = value.trim().split('-');
+        let version = parts.next()?;
+        let (trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(version, 2)
+            || version == "ff"
+            || !hex(trace, 32)
+            || !hex(span, 16)
+            || !hex(flags, 2)
+        {
+            return None;
+        }
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceContext {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// A new span in the same trace.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            span_id: new_span_id(),
+            ..*self
+        }
+    }
+
+    /// The `traceparent` header that makes this span the parent.
+    pub fn traceparent(&self) -> HeaderValue {
+        let value = format!(
+            "00-{:032x}-{:016x}-0{}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        );
+        HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value")
+    }
+
+    /// The trace id as 32 hex digits (logs), formatted when written.
+    pub fn trace_hex(&self) -> Hex {
+        Hex::Trace(self.trace_id)
+    }
+
+    /// The span id as 16 hex digits (logs), formatted when written.
+    pub fn span_hex(&self) -> Hex {
+        Hex::Span(self.span_id)
+    }
+}
+
+/// A trace or span id as W3C writes it, formatted only when a log line is.
+#[derive(Debug, Clone, Copy)]
+pub enum Hex {
+    /// 32 hex digits.
+    Trace(u128),
+    /// 16 hex digits.
+    Span(u64),
+}
+
+impl std::fmt::Display for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hex::Trace(id) => write!(f, "{id:032x}"),
+            Hex::Span(id) => write!(f, "{id:016x}"),
+        }
+    }
+}
+
+/// A new random span id.
+pub fn new_span_id() -> u64 {
+    loop {
+        let id = fastrand::u64(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// The trace context of a request's server span: a child of `parent`
+/// (an incoming `traceparent`), or the root of a new trace, sampled as
+/// `OTEL_TRACES_SAMPLER` says.
+pub fn server_context(parent: Option<TraceContext>) -> TraceContext {
+    let trace_id = match parent {
+        Some(parent) => parent.trace_id,
+        None => loop {
+            let id = fastrand::u128(..);
+            if id != 0 {
+                break id;
+            }
+        },
+    };
+    TraceContext {
+        trace_id,
+        span_id: new_span_id(),
+        sampled: sampler().sample(parent, trace_id),
+    }
+}
+
+/// A request's place in its trace: its server span, the span its guest
+/// runs in, and the parent it continues.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTrace {
+    /// The server span (what the guest's `traceparent` names).
+    pub server: TraceContext,
+    /// The guest-execution span: the parent of the guest's calls.
+    pub guest: TraceContext,
+    /// The span the request continues, if it came with a `traceparent`.
+    pub parent: Option<u64>,
+    /// That parent is in another process.
+    pub remote_parent: bool,
+}
+
+impl RequestTrace {
+    /// The trace of a request that came with `traceparent` (if any), from
+    /// another process (`remote`) or from a chained call.
+    pub fn new(traceparent: Option<&HeaderValue>, remote: bool) -> RequestTrace {
+        let parent = traceparent
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        let server = server_context(parent);
+        RequestTrace {
+            server,
+            guest: server.child(),
+            parent: parent.map(|p| p.span_id),
+            remote_parent: remote && parent.is_some(),
+        }
+    }
+
+    /// Whether its spans are recorded.
+    pub fn recorded(&self) -> bool {
+        self.server.sampled && exporting()
+    }
+}
+
+/// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sampler {
+    /// A ratio (0.0 to 1.0) of new traces, by trace id; `parent_based`:
+    /// a trace that arrives keeps its caller's decision.
+    Ratio { ratio: f64, parent_based: bool },
+}
+
+impl Sampler {
+    fn from_env() -> Sampler {
+        let name = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+        let arg = std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|a| a.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0);
+        let (ratio, parent_based) = match name.trim() {
+            "always_on" => (1.0, false),
+            "always_off" => (0.0, false),
+            "traceidratio" => (arg, false),
+            "parentbased_always_off" => (0.0, true),
+            "parentbased_traceidratio" => (arg, true),
+            _ => (1.0, true),
+        };
+        Sampler::Ratio {
+            ratio,
+            parent_based,
+        }
+    }
+
+    fn sample(self, parent: Option<TraceContext>, trace_id: u128) -> bool {
+        let Sampler::Ratio {
+            ratio,
+            parent_based,
+        } = self;
+        match parent {
+            Some(parent) if parent_based => parent.sampled,
+            // The trace id's low 64 bits, as OpenTelemetry's ratio sampler.
+            _ => (trace_id as u64 >> 1) < (ratio * (1u64 << 63) as f64) as u64,
+        }
+    }
+}
+
+fn sampler() -> Sampler {
+    static SAMPLER: OnceLock<Sampler> = OnceLock::new();
+    *SAMPLER.get_or_init(Sampler::from_env)
+}
+
+/// What a span is, in OpenTelemetry's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request the host received.
+    Server,
+    /// A request a guest sent (outbound or chained).
+    Client,
+    /// Work inside the host (guest execution, cold start, reload).
+    Internal,
+}
+
+/// One finished span, as the request path records it.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// Its trace and id (`sampled` is ignored: only sampled spans are
+    /// recorded).
+    pub context: TraceContext,
+    /// Its parent's span id, if it has one.
+    pub parent: Option<u64>,
+    /// The parent came from another process (an incoming `traceparent`).
+    pub remote_parent: bool,
+    /// Its name.
+    pub name: Cow<'static, str>,
+    /// Its kind.
+    pub kind: Kind,
+    /// When it began.
+    pub start: SystemTime,
+    /// When it ended.
+    pub end: SystemTime,
+    /// Its attributes (OpenTelemetry semantic-convention names).
+    pub attributes: Vec<KeyValue>,
+    /// Set when the span is a failure: the error's description.
+    pub error: Option<String>,
+}
+
+/// The wall-clock time of `instant` (spans carry wall-clock times).
+pub fn wall_clock(instant: Instant) -> SystemTime {
+    let now = Instant::now();
+    let system = SystemTime::now();
+    match now.checked_duration_since(instant) {
+        Some(ago) => system - ago,
+        None => system + instant.duration_since(now),
+    }
+}
+
+/// The spans dropped because the queue was full or the collector refused
+/// them (`wasmhost_spans_dropped_total`).
+pub fn dropped() -> &'static Counter {
+    static DROPPED: OnceLock<Counter> = OnceLock::new();
+    DROPPED.get_or_init(Counter::default)
+}
+
+/// The exporter's end of the queue, once export is on.
+static QUEUE_TX: OnceLock<SyncSender<Span>> = OnceLock::new();
+
+/// Whether spans are exported (so worth building).
+pub fn exporting() -> bool {
+    QUEUE_TX.get().is_some()
+}
+
+/// Offers `span` to the exporter; a full queue drops it (counted).
+pub fn record(span: Span) {
+    let Some(queue) = QUEUE_TX.get() else {
+        return;
+    };
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(span) {
+        dropped().inc();
+    }
+}
+
+/// Whether OpenTelemetry's environment asks for trace export.
+pub fn configured() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let exporter = std::env::var("OTEL_TRACES_EXPORTER").unwrap_or_default();
+    if exporter.trim() == "none" || std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v == "true") {
+        return false;
+    }
+    set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+}
+
+/// Keeps the exporter thread alive; dropping it exports what is queued
+/// (for at most a second) and stops the thread.
+pub struct ExportGuard {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ExportGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Starts exporting when OpenTelemetry's environment asks for it
+/// ([`configured`]); `None` when it does not. An exporter that cannot be
+/// built (a malformed endpoint) is an error naming the variable.
+pub fn start() -> anyhow::Result<Option<ExportGuard>> {
+    if !configured() {
+        return Ok(None);
+    }
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()
+        .map_err(|err| {
+            anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot export traces there: {err}")
+        })?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let resource = if std::env::var("OTEL_SERVICE_NAME").is_ok()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .is_ok_and(|attrs| attrs.contains("service.name="))
+    {
+        resource
+    } else {
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name("wasmhost")
+            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .build()
+    };
+    exporter.set_resource(&resource);
+    let queue =
+        usize::try_from(env_number("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE as u64)).unwrap_or(QUEUE);
+    let (tx, rx) = sync_channel(queue);
+    let _ = QUEUE_TX.set(tx);
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("wasmhost-otlp".into())
+        .spawn(move || export_loop(exporter, rx, stop_rx))?;
+    tracing::info!(
+        endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .unwrap_or_default(),
+        sampler = ?sampler(),
+        "exporting traces over OTLP/HTTP"
+    );
+    Ok(Some(ExportGuard {
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }))
+}
+
+/// The exporter thread: every `OTEL_BSP_SCHEDULE_DELAY` (200 ms), export what is queued, in
+/// batches; on stop, export what is left and end.
+fn export_loop(
+    exporter: opentelemetry_otlp::SpanExporter,
+    queue: Receiver<Span>,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "the trace exporter cannot start its runtime");
+            return;
+        }
+    };
+    let drain_every = Duration::from_millis(env_number("OTEL_BSP_SCHEDULE_DELAY", DRAIN_EVERY_MS));
+    let batch_size = usize::try_from(env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BATCH as u64))
+        .unwrap_or(BATCH);
+    let mut failures_logged = 0u32;
+    runtime.block_on(async {
+        loop {
+            let stopping = matches!(
+                stop.recv_timeout(drain_every),
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            );
+            loop {
+                let batch: Vec<_> = queue.try_iter().take(batch_size).map(span_data).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                let len = batch.len() as u64;
+                let full = len == batch_size as u64;
+                if let Err(err) = exporter.export(batch).await {
+                    dropped().inc_by(len);
+                    // A dead collector must not flood the log.
+                    if failures_logged < 5 || failures_logged.is_power_of_two() {
+                        tracing::warn!(error = %err, spans = len, "exporting spans failed; they are dropped");
+                    }
+                    failures_logged = failures_logged.saturating_add(1);
+                }
+                if !full {
+                    break;
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+    });
+}
+
+/// A [`Span`] in OpenTelemetry's export form.
+fn span_data(span: Span) -> opentelemetry_sdk::trace::SpanData {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+    opentelemetry_sdk::trace::SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(span.context.trace_id),
+            SpanId::from(span.context.span_id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: span.parent.map_or(SpanId::INVALID, SpanId::from),
+        parent_span_is_remote: span.remote_parent,
+        span_kind: match span.kind {
+            Kind::Server => SpanKind::Server,
+            Kind::Client => SpanKind::Client,
+            Kind::Internal => SpanKind::Internal,
+        },
+        name: span.name,
+        start_time: span.start,
+        end_time: span.end,
+        attributes: span.attributes,
+        dropped_attributes_count: 0,
+        events: Default::default(),
+        links: Default::default(),
+        status: match span.error {
+            Some(description) => Status::error(description),
+            None => Status::Unset,
+        },
+        instrumentation_scope: opentelemetry::InstrumentationScope::builder("wasmhost")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_round_trips_and_junk_is_refused() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::parse(tp).unwrap();
+        assert_eq!(
+            ctx.trace_hex().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(ctx.span_hex().to_string(), "00f067aa0ba902b7");
+        assert!(ctx.sampled);
+        assert_eq!(ctx.traceparent().to_str().unwrap(), tp);
+        for junk in [
+            "junk",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::parse(junk), None, "{junk}");
+        }
+        let child = ctx.child();
+        assert_eq!(child.trace_id, ctx.trace_id);
+        assert_ne!(child.span_id, ctx.span_id);
+    }
+
+    #[test]
+    fn a_server_span_continues_its_parent_and_keeps_its_sampling_decision() {
+        let parent =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        let server = server_context(Some(parent));
+        assert_eq!(server.trace_id, parent.trace_id);
+        assert_ne!(server.span_id, parent.span_id);
+        assert!(!server.sampled, "parent-based: the caller did not sample");
+        let root = server_context(None);
+        assert_ne!(root.trace_id, 0);
+    }
+
+    #[test]
+    fn the_ratio_sampler_keeps_about_its_share() {
+        let half = Sampler::Ratio {
+            ratio: 0.5,
+            parent_based: true,
+        };
+        let kept = (0..10_000)
+            .filter(|_| half.sample(None, fastrand::u128(1..)))
+            .count();
+        assert!((4_000..6_000).contains(&kept), "{kept}");
+        let none = Sampler::Ratio {
+            ratio: 0.0,
+            parent_based: false,
+        };
+        assert!(!none.sample(None, u128::MAX));
+    }
+}
