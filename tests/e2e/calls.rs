@@ -525,3 +525,78 @@ fn a_dead_or_black_holed_collector_drops_spans_and_requests_keep_answering() {
     );
     host.assert_no_host_panic();
 }
+
+#[test]
+fn key_value_operations_cold_starts_and_reloads_are_spans_too() {
+    let (collector, spans) = otlp_receiver();
+    let host = TestApp::new()
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            &format!("http://{collector}"),
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .service(
+            Svc::new("counter", KV_COUNTER)
+                .route("/")
+                .set("key_value_stores", r#"["default"]"#)
+                .set("idle_unload", r#""300ms""#),
+        )
+        .admin()
+        .start();
+    let named = |name: &str| {
+        spans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .find(|s| s.name == name)
+    };
+    assert_eq!(host.send(post("/incr/visits", "")).text(), "1");
+    assert!(
+        poll_until(Duration::from_secs(10), || named("increment default")
+            .is_some())
+        .is_some()
+    );
+    let kv = named("increment default").unwrap();
+    let guest = named("guest").unwrap();
+    assert_eq!(
+        kv.parent_span_id, guest.span_id,
+        "a key-value operation is a child of the guest span"
+    );
+    assert_eq!(kv.trace_id, guest.trace_id);
+
+    host.wait_until(Duration::from_secs(10), "the service unloads", || {
+        host.metric(r#"wasmhost_service_loaded{service="counter"}"#) == 0.0
+    });
+    assert_eq!(host.send(post("/incr/visits", "")).text(), "2");
+    assert!(poll_until(Duration::from_secs(10), || named("cold start").is_some()).is_some());
+    assert_eq!(host.admin(Req::new("POST", "/admin/reload")).status, 200);
+    assert!(
+        poll_until(Duration::from_secs(10), || named("reload").is_some()).is_some(),
+        "a reload span"
+    );
+}
+
+#[test]
+fn an_export_setting_the_host_cannot_honour_stops_it_at_start_with_the_variable_named() {
+    let app = TestApp::new().service(Svc::new("hello", HELLO).route("/"));
+    let manifest = app.write();
+    for (name, value, says) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "http/protobuf"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector:4318",
+            "plain HTTP",
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmhost"));
+        command.arg("serve").arg(&manifest);
+        if name != "OTEL_EXPORTER_OTLP_ENDPOINT" {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        }
+        let output = command.env(name, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}={value}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains(says), "{stderr}");
+    }
+}

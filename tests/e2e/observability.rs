@@ -34,8 +34,10 @@ fn a_missing_request_id_is_generated_and_seen_by_the_guest() {
     assert_ne!(other.header("x-request-id"), Some(id.as_str()));
 }
 
+/// The incoming trace is continued: the guest sees the same trace id with
+/// the host's server span as parent, and the log line names both.
 #[test]
-fn traceparent_is_passed_to_the_guest_and_its_trace_id_logged() {
+fn traceparent_is_continued_for_the_guest_and_its_trace_and_span_logged() {
     let host = echo();
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let resp = host.send(
@@ -43,13 +45,26 @@ fn traceparent_is_passed_to_the_guest_and_its_trace_id_logged() {
             .header("traceparent", tp)
             .header("x-request-id", "traced"),
     );
-    assert_eq!(resp.json()["headers"]["traceparent"], tp);
+    let seen = resp.json()["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parts: Vec<&str> = seen.split('-').collect();
+    assert_eq!(parts.len(), 4, "{seen}");
+    assert_eq!(parts[0], "00");
+    assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+    assert_ne!(
+        parts[2], "00f067aa0ba902b7",
+        "a new span: the host's server span"
+    );
+    assert_eq!(parts[3], "01", "the caller's sampling decision is kept");
     let event = host
         .wait_for_log(Duration::from_secs(5), |e| {
             e["message"] == "request" && e["request_id"] == "traced"
         })
         .expect("a request event");
     assert_eq!(event["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(event["span_id"], parts[2]);
 }
 
 #[test]

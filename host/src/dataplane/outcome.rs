@@ -3,6 +3,7 @@
 //! rejected before it ran, run on a fresh instance, on a pooled one or on a
 //! shared one — ends here, so all of them are reported alike.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,7 +11,7 @@ use wasmtime::Trap;
 
 use crate::dataplane::error_kind::ErrorKind;
 use crate::observe::metrics::{ErrorLabels, Finished, ServiceMetrics};
-use crate::observe::traces::{self, Kind, RequestTrace};
+use crate::observe::traces::{self, RequestTrace};
 
 /// Counts a request in `wasmhost_requests_in_flight` while alive.
 pub struct InFlight(Gauge);
@@ -111,9 +112,9 @@ impl Strategy {
 pub struct Report<'a> {
     /// The service and its metric handles; `None` when no route matched
     /// or the request was refused before routing.
-    pub service: Option<(&'a str, &'a ServiceMetrics)>,
+    pub service: Option<(&'a Arc<str>, &'a ServiceMetrics)>,
     /// The request id.
-    pub request_id: &'a str,
+    pub request_id: &'a Arc<str>,
     /// The request's trace (`None` when it was refused before one began).
     pub trace: Option<&'a RequestTrace>,
     /// When its guest started, if one ran for it.
@@ -146,7 +147,7 @@ impl Report<'_> {
         let duration = self.started.elapsed();
         let duration_ms = duration.as_secs_f64() * 1e3;
         let error = self.error.filter(|_| !self.client_gone);
-        let service = self.service.map(|(name, _)| name);
+        let service = self.service.map(|(name, _)| &**name);
         let (fuel, peak_memory) = match self.usage {
             Some(usage) => (usage.fuel, Some(usage.peak_memory)),
             None => (None, None),
@@ -157,7 +158,7 @@ impl Report<'_> {
                     target: "wasmhost::request",
                     event = "request",
                     service,
-                    request_id = self.request_id,
+                    request_id = &**self.request_id,
                     method = %self.method,
                     path = self.path,
                     status = self.status,
@@ -180,7 +181,7 @@ impl Report<'_> {
             (_, None) => event!(info, "request"),
         }
         if let Some(trace) = self.trace.filter(|t| t.recorded()) {
-            self.record_spans(trace, service);
+            self.record_spans(trace);
         }
         if let Some((_, metrics)) = self.service {
             metrics.finished(Finished {
@@ -199,69 +200,26 @@ impl Report<'_> {
 
 impl Report<'_> {
     /// The request's server span and, if a guest ran, its guest-execution
-    /// span (with the fuel it used and how it failed).
-    fn record_spans(&self, trace: &RequestTrace, service: Option<&str>) {
-        use opentelemetry::KeyValue;
+    /// span: one compact record, made into spans by the exporter thread.
+    fn record_spans(&self, trace: &RequestTrace) {
         let end = std::time::SystemTime::now();
-        let error = self.error.filter(|_| !self.client_gone);
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
-            KeyValue::new("url.path", self.path.to_owned()),
-            KeyValue::new("http.response.status_code", i64::from(self.status)),
-            KeyValue::new("wasmhost.request_id", self.request_id.to_owned()),
-        ];
-        if let Some(service) = service {
-            attributes.push(KeyValue::new("wasmhost.service", service.to_owned()));
-        }
-        if let Some(kind) = error {
-            attributes.push(KeyValue::new("error.type", kind.as_str()));
-        }
-        let failed = (self.status >= 500).then(|| {
-            error.map_or_else(|| self.status.to_string(), |kind| kind.as_str().to_owned())
-        });
-        traces::record(traces::Span {
-            context: trace.server,
-            parent: trace.parent,
-            remote_parent: trace.remote_parent,
-            name: format!("{} {}", self.method, service.unwrap_or("wasmhost")).into(),
-            kind: Kind::Server,
+        traces::record_request(traces::RequestRecord {
+            trace: *trace,
+            service: self.service.map(|(name, _)| name.clone()),
+            request_id: self.request_id.clone(),
+            method: self.method.clone(),
+            path: self.path.to_owned(),
             start: traces::wall_clock(self.started),
+            guest_start: self.guest_started.map(traces::wall_clock),
             end,
-            attributes,
-            error: failed.clone(),
-        });
-        let Some(guest_started) = self.guest_started else {
-            return;
-        };
-        let mut attributes = vec![KeyValue::new("wasmhost.instance", self.strategy.as_str())];
-        if let Some(service) = service {
-            attributes.push(KeyValue::new("wasmhost.service", service.to_owned()));
-        }
-        if let Some(usage) = self.usage {
-            if let Some(fuel) = usage.fuel {
-                attributes.push(KeyValue::new(
-                    "wasmhost.fuel_used",
-                    i64::try_from(fuel).unwrap_or(i64::MAX),
-                ));
-            }
-            attributes.push(KeyValue::new(
-                "wasmhost.peak_memory",
-                i64::try_from(usage.peak_memory).unwrap_or(i64::MAX),
-            ));
-        }
-        if let Some(kind) = error {
-            attributes.push(KeyValue::new("error.type", kind.as_str()));
-        }
-        traces::record(traces::Span {
-            context: trace.guest,
-            parent: Some(trace.server.span_id),
-            remote_parent: false,
-            name: "guest".into(),
-            kind: Kind::Internal,
-            start: traces::wall_clock(guest_started),
-            end,
-            attributes,
-            error: error.map(|kind| kind.as_str().to_owned()),
+            status: self.status,
+            error: self
+                .error
+                .filter(|_| !self.client_gone)
+                .map(ErrorKind::as_str),
+            instance: self.strategy.as_str(),
+            fuel: self.usage.and_then(|u| u.fuel),
+            peak_memory: self.usage.map(|u| u.peak_memory),
         });
     }
 }

@@ -303,7 +303,24 @@ impl Server {
             Ok(permit) => permit,
             Err(Overloaded) => return reject(ErrorKind::Overloaded, &parts),
         };
-        let code = match service.code().await {
+        let trace = RequestTrace::new(parts.headers.get("traceparent"), hop == 0);
+        let cold = !service.is_loaded();
+        let loading = Instant::now();
+        let code = service.code().await;
+        if cold && trace.recorded() {
+            crate::observe::traces::record_child(
+                trace.server,
+                "cold start",
+                crate::observe::traces::Kind::Internal,
+                loading,
+                vec![opentelemetry::KeyValue::new(
+                    "wasmhost.service",
+                    service.name.to_string(),
+                )],
+                code.is_err().then(|| "unavailable".to_owned()),
+            );
+        }
+        let code = match code {
             Ok(code) => code,
             Err(Unavailable) => return reject(ErrorKind::Unavailable, &parts),
         };
@@ -312,7 +329,6 @@ impl Server {
             return reject(ErrorKind::BodyTooLarge, &parts);
         }
         let in_flight = InFlight::new(&service.metrics.in_flight);
-        let trace = RequestTrace::new(parts.headers.get("traceparent"), hop == 0);
         stamp_host_headers(&mut parts.headers, &request_id, route, hop, &trace);
         let body_exceeded = Arc::new(AtomicBool::new(false));
         let request = Request::from_parts(parts, body(max_body, body_exceeded.clone()));
@@ -336,7 +352,7 @@ impl Server {
         &self,
         kind: ErrorKind,
         service: Option<&LoadedService>,
-        request_id: &str,
+        request_id: &Arc<str>,
         method: &http::Method,
         path: &str,
         started: Instant,
@@ -345,7 +361,7 @@ impl Server {
             self.metrics.host_error(kind.as_str());
         }
         Report {
-            service: service.map(|s| (&*s.name, &s.metrics)),
+            service: service.map(|s| (&s.name, &s.metrics)),
             request_id,
             trace: None,
             guest_started: None,

@@ -7,8 +7,10 @@
 //! bounded queue ([`record`]): never a lock, a wakeup or a write. A
 //! dedicated thread (`wasmhost-otlp`) drains the queue a few times a
 //! second, turns the records into OpenTelemetry `SpanData` and hands them
-//! to `opentelemetry-otlp`'s exporter. When the queue is full (a slow or
-//! dead collector) a span is dropped and counted in
+//! to `opentelemetry-otlp`'s exporter; the thread runs at background
+//! priority (nice 10), so a saturated machine serves requests first. When
+//! the queue is full (a slow or dead collector, or no spare CPU) a span is
+//! dropped and counted in
 //! `wasmhost_spans_dropped_total`; so is a batch the collector refused.
 //!
 //! Configuration is OpenTelemetry's standard environment: export is on
@@ -21,8 +23,8 @@
 //! honoured.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
@@ -34,8 +36,10 @@ use prometheus_client::metrics::counter::Counter;
 const QUEUE: usize = 16 * 1024;
 
 /// The most spans one export request carries
-/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
-const BATCH: usize = 2048;
+/// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`; OpenTelemetry's default). Larger
+/// batches cost less CPU per span but send longer bursts over the network,
+/// which show in other requests' tail latency on a loaded machine.
+const BATCH: usize = 512;
 
 /// How often the exporter thread drains the queue, in milliseconds
 /// (`OTEL_BSP_SCHEDULE_DELAY`).
@@ -137,6 +141,76 @@ impl std::fmt::Display for Hex {
             Hex::Span(id) => write!(f, "{id:016x}"),
         }
     }
+}
+
+tokio::task_local! {
+    /// The span a guest's host calls (key-value operations) are children
+    /// of, while the guest task runs.
+    static CURRENT: TraceContext;
+}
+
+/// Runs `work` with `context` as the parent of the spans it records.
+pub async fn within<F: Future>(context: TraceContext, work: F) -> F::Output {
+    CURRENT.scope(context, work).await
+}
+
+/// The parent set by [`within`], when this task has one and its trace is
+/// recorded.
+pub fn current() -> Option<TraceContext> {
+    CURRENT
+        .try_with(|context| *context)
+        .ok()
+        .filter(|context| context.sampled && exporting())
+}
+
+/// Records an internal span of work done for the host itself (a reload):
+/// the root of a trace of its own, sampled like any new trace.
+pub fn record_root(
+    name: &'static str,
+    started: Instant,
+    attributes: Vec<KeyValue>,
+    error: Option<String>,
+) {
+    if !exporting() {
+        return;
+    }
+    let context = server_context(None);
+    if !context.sampled {
+        return;
+    }
+    record(Span {
+        context,
+        parent: None,
+        remote_parent: false,
+        name: name.into(),
+        kind: Kind::Internal,
+        start: wall_clock(started),
+        end: SystemTime::now(),
+        attributes,
+        error,
+    });
+}
+
+/// Records a child span of `parent` that began at `started` and ends now.
+pub fn record_child(
+    parent: TraceContext,
+    name: impl Into<Cow<'static, str>>,
+    kind: Kind,
+    started: Instant,
+    attributes: Vec<KeyValue>,
+    error: Option<String>,
+) {
+    record(Span {
+        context: parent.child(),
+        parent: Some(parent.span_id),
+        remote_parent: false,
+        name: name.into(),
+        kind,
+        start: wall_clock(started),
+        end: SystemTime::now(),
+        attributes,
+        error,
+    });
 }
 
 /// A new random span id.
@@ -288,6 +362,109 @@ pub struct Span {
     pub error: Option<String>,
 }
 
+/// A finished request, recorded as is on the request path: the exporter
+/// thread makes its server span and guest span (attributes included), so
+/// the request path only copies a few words and its path.
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// Its trace.
+    pub trace: RequestTrace,
+    /// The service that served it.
+    pub service: Option<Arc<str>>,
+    /// The request id.
+    pub request_id: Arc<str>,
+    /// The method.
+    pub method: http::Method,
+    /// The path.
+    pub path: String,
+    /// When it arrived.
+    pub start: SystemTime,
+    /// When its guest started, if one ran.
+    pub guest_start: Option<SystemTime>,
+    /// When it ended.
+    pub end: SystemTime,
+    /// The status sent.
+    pub status: u16,
+    /// The host-made error kind, if it failed.
+    pub error: Option<&'static str>,
+    /// How its instance was had (`fresh`, `pooled`, `shared`).
+    pub instance: &'static str,
+    /// Fuel the guest used.
+    pub fuel: Option<u64>,
+    /// The guest's peak linear memory.
+    pub peak_memory: Option<usize>,
+}
+
+impl RequestRecord {
+    /// Its server span and guest span.
+    fn spans(self) -> impl Iterator<Item = Span> {
+        let service = self.service.as_deref().unwrap_or("wasmhost");
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
+            KeyValue::new("url.path", self.path),
+            KeyValue::new("http.response.status_code", i64::from(self.status)),
+            KeyValue::new("wasmhost.request_id", self.request_id.to_string()),
+            KeyValue::new("wasmhost.service", service.to_owned()),
+        ];
+        if let Some(kind) = self.error {
+            attributes.push(KeyValue::new("error.type", kind));
+        }
+        let failed = (self.status >= 500).then(|| {
+            self.error
+                .map_or_else(|| self.status.to_string(), str::to_owned)
+        });
+        let server = Span {
+            context: self.trace.server,
+            parent: self.trace.parent,
+            remote_parent: self.trace.remote_parent,
+            name: format!("{} {service}", self.method).into(),
+            kind: Kind::Server,
+            start: self.start,
+            end: self.end,
+            attributes,
+            error: failed,
+        };
+        let guest = self.guest_start.map(|start| {
+            let mut attributes = vec![KeyValue::new("wasmhost.instance", self.instance)];
+            if let Some(fuel) = self.fuel {
+                attributes.push(KeyValue::new(
+                    "wasmhost.fuel_used",
+                    i64::try_from(fuel).unwrap_or(i64::MAX),
+                ));
+            }
+            if let Some(peak) = self.peak_memory {
+                attributes.push(KeyValue::new(
+                    "wasmhost.peak_memory",
+                    i64::try_from(peak).unwrap_or(i64::MAX),
+                ));
+            }
+            if let Some(kind) = self.error {
+                attributes.push(KeyValue::new("error.type", kind));
+            }
+            Span {
+                context: self.trace.guest,
+                parent: Some(self.trace.server.span_id),
+                remote_parent: false,
+                name: "guest".into(),
+                kind: Kind::Internal,
+                start,
+                end: self.end,
+                attributes,
+                error: self.error.map(str::to_owned),
+            }
+        });
+        std::iter::once(server).chain(guest)
+    }
+}
+
+/// What the request path hands the exporter thread.
+enum Record {
+    /// A span made whole on the request path (calls, host work).
+    Span(Span),
+    /// A finished request, made into its spans by the exporter.
+    Request(RequestRecord),
+}
+
 /// The wall-clock time of `instant` (spans carry wall-clock times).
 pub fn wall_clock(instant: Instant) -> SystemTime {
     let now = Instant::now();
@@ -306,7 +483,7 @@ pub fn dropped() -> &'static Counter {
 }
 
 /// The exporter's end of the queue, once export is on.
-static QUEUE_TX: OnceLock<SyncSender<Span>> = OnceLock::new();
+static QUEUE_TX: OnceLock<SyncSender<Record>> = OnceLock::new();
 
 /// Whether spans are exported (so worth building).
 pub fn exporting() -> bool {
@@ -315,11 +492,22 @@ pub fn exporting() -> bool {
 
 /// Offers `span` to the exporter; a full queue drops it (counted).
 pub fn record(span: Span) {
+    offer(Record::Span(span), 1);
+}
+
+/// Offers a finished request's spans to the exporter; a full queue drops
+/// them (counted).
+pub fn record_request(request: RequestRecord) {
+    let spans = 1 + u64::from(request.guest_start.is_some());
+    offer(Record::Request(request), spans);
+}
+
+fn offer(record: Record, spans: u64) {
     let Some(queue) = QUEUE_TX.get() else {
         return;
     };
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(span) {
-        dropped().inc();
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(record) {
+        dropped().inc_by(spans);
     }
 }
 
@@ -364,6 +552,32 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
     }
     use opentelemetry_otlp::{Protocol, WithExportConfig};
     use opentelemetry_sdk::trace::SpanExporter as _;
+    let var = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| Some((name, std::env::var(name).ok()?)))
+            .filter(|(_, value)| !value.trim().is_empty())
+    };
+    if let Some((name, protocol)) = var([
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]) && protocol.trim() != "http/protobuf"
+    {
+        anyhow::bail!(
+            "{name}=`{protocol}`: wasmhost exports traces as OTLP over HTTP with protobuf \
+             bodies only; set it to `http/protobuf` (the collector's port 4318) or unset it"
+        );
+    }
+    if let Some((name, endpoint)) = var([
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]) && !endpoint.trim().starts_with("http://")
+    {
+        anyhow::bail!(
+            "{name}=`{endpoint}`: wasmhost exports traces over plain HTTP only (`http://…`); \
+             send them to a collector or agent beside the host, which can forward over TLS"
+        );
+    }
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -411,10 +625,13 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
 /// batches; on stop, export what is left and end.
 fn export_loop(
     exporter: opentelemetry_otlp::SpanExporter,
-    queue: Receiver<Span>,
+    queue: Receiver<Record>,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
     use opentelemetry_sdk::trace::SpanExporter as _;
+    // Serving threads first: when the machine is saturated, export waits
+    // (and a full queue drops spans) rather than take CPU from requests.
+    crate::wasm::priority::lower_this_thread();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -429,6 +646,9 @@ fn export_loop(
     let batch_size = usize::try_from(env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BATCH as u64))
         .unwrap_or(BATCH);
     let mut failures_logged = 0u32;
+    let scope = opentelemetry::InstrumentationScope::builder("wasmhost")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build();
     runtime.block_on(async {
         loop {
             let stopping = matches!(
@@ -436,12 +656,22 @@ fn export_loop(
                 Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
             );
             loop {
-                let batch: Vec<_> = queue.try_iter().take(batch_size).map(span_data).collect();
+                let batch: Vec<_> = queue
+                    .try_iter()
+                    .take(batch_size)
+                    .flat_map(|record| -> Box<dyn Iterator<Item = Span>> {
+                        match record {
+                            Record::Span(span) => Box::new(std::iter::once(span)),
+                            Record::Request(request) => Box::new(request.spans()),
+                        }
+                    })
+                    .map(|span| span_data(span, &scope))
+                    .collect();
                 if batch.is_empty() {
                     break;
                 }
                 let len = batch.len() as u64;
-                let full = len == batch_size as u64;
+                let full = len >= batch_size as u64;
                 if let Err(err) = exporter.export(batch).await {
                     dropped().inc_by(len);
                     // A dead collector must not flood the log.
@@ -462,7 +692,10 @@ fn export_loop(
 }
 
 /// A [`Span`] in OpenTelemetry's export form.
-fn span_data(span: Span) -> opentelemetry_sdk::trace::SpanData {
+fn span_data(
+    span: Span,
+    scope: &opentelemetry::InstrumentationScope,
+) -> opentelemetry_sdk::trace::SpanData {
     use opentelemetry::trace::{
         SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
     };
@@ -492,9 +725,7 @@ fn span_data(span: Span) -> opentelemetry_sdk::trace::SpanData {
             Some(description) => Status::error(description),
             None => Status::Unset,
         },
-        instrumentation_scope: opentelemetry::InstrumentationScope::builder("wasmhost")
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build(),
+        instrumentation_scope: scope.clone(),
     }
 }
 

@@ -142,6 +142,21 @@ impl Reloader {
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         self.metrics.reload(report.ok());
+        {
+            use opentelemetry::KeyValue;
+            let list = |names: &[String]| names.join(",");
+            crate::observe::traces::record_root(
+                "reload",
+                started,
+                vec![
+                    KeyValue::new("wasmhost.generation", report.generation as i64),
+                    KeyValue::new("wasmhost.added", list(&report.added)),
+                    KeyValue::new("wasmhost.removed", list(&report.removed)),
+                    KeyValue::new("wasmhost.changed", list(&report.changed)),
+                ],
+                (!report.ok()).then(|| report.errors.join("; ")),
+            );
+        }
         if report.ok() {
             tracing::info!(
                 generation = report.generation,

@@ -127,6 +127,26 @@ impl Store {
         if let Some(metrics) = &self.metrics {
             metrics.record(name, outcome, started.elapsed().as_secs_f64());
         }
+        if let Some(parent) = crate::observe::traces::current() {
+            use opentelemetry::KeyValue;
+            let system = match self.config.backend {
+                Backend::Embedded { .. } => "sqlite",
+                Backend::Redis { .. } => "redis",
+            };
+            crate::observe::traces::record_child(
+                parent,
+                format!("{name} {}", self.name),
+                crate::observe::traces::Kind::Client,
+                started,
+                vec![
+                    KeyValue::new("db.system.name", system),
+                    KeyValue::new("db.operation.name", name.to_owned()),
+                    KeyValue::new("db.collection.name", self.name.to_string()),
+                    KeyValue::new("wasmhost.result", outcome),
+                ],
+                (outcome != "ok").then(|| outcome.to_owned()),
+            );
+        }
         result
     }
 

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+
+use crate::observe::traces::TraceContext;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -45,38 +47,40 @@ struct Inner {
     stream: Stream,
     service: Arc<str>,
     /// The request the instance serves now (a reused instance serves
-    /// several, one after the other).
-    request_id: Mutex<Arc<str>>,
+    /// several, one after the other), and the guest span of its trace.
+    request: Mutex<(Arc<str>, Option<TraceContext>)>,
     /// Bytes since the last newline.
     pending: Mutex<Vec<u8>>,
 }
 
 impl GuestLog {
     /// The log sink for one stream of one request.
-    pub fn new(stream: Stream, service: Arc<str>, request_id: Arc<str>) -> Self {
+    pub fn new(
+        stream: Stream,
+        service: Arc<str>,
+        request_id: Arc<str>,
+        trace: Option<TraceContext>,
+    ) -> Self {
         GuestLog {
             inner: Arc::new(Inner {
                 stream,
                 service,
-                request_id: Mutex::new(request_id),
+                request: Mutex::new((request_id, trace)),
                 pending: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Tags the lines written from now on with `request_id`. A line left
-    /// unfinished by the previous request is logged with that request first.
-    pub fn set_request_id(&self, request_id: Arc<str>) {
+    /// Tags the lines written from now on with `request_id` and `trace`
+    /// (the request's guest span). A line left unfinished by the previous
+    /// request is logged with that request first.
+    pub fn set_request(&self, request_id: Arc<str>, trace: Option<TraceContext>) {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         if !pending.is_empty() {
             self.inner.emit(&pending);
             pending.clear();
         }
-        *self
-            .inner
-            .request_id
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = request_id;
+        *self.inner.request.lock().unwrap_or_else(|e| e.into_inner()) = (request_id, trace);
     }
 
     fn write_all(&self, mut bytes: &[u8]) {
@@ -106,8 +110,8 @@ impl Inner {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.strip_suffix('\r').unwrap_or(&line);
-        let request_id = self
-            .request_id
+        let (request_id, trace) = self
+            .request
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
@@ -115,6 +119,8 @@ impl Inner {
             target: "wasmhost::guest",
             service = %self.service,
             request_id = %request_id,
+            trace_id = trace.map(|t| tracing::field::display(t.trace_hex())),
+            span_id = trace.map(|t| tracing::field::display(t.span_hex())),
             stream = self.stream.name(),
             line,
             "guest output"

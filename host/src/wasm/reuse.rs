@@ -229,7 +229,7 @@ impl WorkerState for Worker {
         let _ = admitted.verdict.send(self.verdict.subscribe());
         let state = store.data_mut();
         for output in &state.output {
-            output.set_request_id(admitted.link.request_id.clone());
+            output.set_request(admitted.link.request_id.clone(), admitted.link.trace);
         }
         state.outbound.set_link(admitted.link);
         // Each request brings one budget into the instance's shared tank,

@@ -80,8 +80,14 @@ impl Sandbox {
     /// limit applied with [`Sandbox::arm`].
     pub fn new_store(&self, compiled: &Compiled, lease: Lease) -> anyhow::Result<Store<HostState>> {
         let limits = &self.limits;
-        let output = [Stream::Stdout, Stream::Stderr]
-            .map(|stream| GuestLog::new(stream, self.name.clone(), lease.link.request_id.clone()));
+        let output = [Stream::Stdout, Stream::Stderr].map(|stream| {
+            GuestLog::new(
+                stream,
+                self.name.clone(),
+                lease.link.request_id.clone(),
+                lease.link.trace,
+            )
+        });
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
             .stdout(output[0].clone())
@@ -138,7 +144,7 @@ impl Sandbox {
         let state = store.data_mut();
         state.limiter.start_request();
         for output in &state.output {
-            output.set_request_id(link.request_id.clone());
+            output.set_request(link.request_id.clone(), link.trace);
         }
         state.outbound.set_link(link);
         if !crate::wasm::engine::metered() {
