@@ -351,9 +351,14 @@ fn private_services_denied_calls_and_loops() {
         host.metric(r#"wasmhost_requests_total{service="ping",status="5xx"}"#),
         6.0
     );
+    // pong answered hop 11 itself, without running: 5 runs plus that.
     assert_eq!(
         host.metric(r#"wasmhost_requests_total{service="pong",status="5xx"}"#),
-        5.0
+        6.0
+    );
+    assert_eq!(
+        host.metric(r#"wasmhost_errors_total{service="pong",kind="loop_detected"}"#),
+        1.0
     );
 
     // A service this host does not run.

@@ -31,7 +31,9 @@ use crate::observe::metrics::Metrics;
 use crate::observe::traces::RequestTrace;
 use crate::services::registry::Registry;
 use crate::services::service::{LoadedService, Overloaded, Unavailable, uptime_ms};
-use crate::wasm::outbound::{Answer, Dispatch, HOP_HEADER, full_body, strip_host_headers};
+use crate::wasm::outbound::{
+    Answer, Dispatch, HOP_HEADER, MAX_HOPS, full_body, strip_host_headers,
+};
 
 /// The most request-header bytes (names, values and separators) a request
 /// may carry; more is 431 `headers_too_large`.
@@ -423,6 +425,18 @@ impl Dispatch for Server {
                     )
                     .map(guest_body);
             };
+            if hop > MAX_HOPS {
+                return server
+                    .reject(
+                        ErrorKind::LoopDetected,
+                        Some(&service),
+                        &request_id,
+                        request.method(),
+                        request.uri().path(),
+                        started,
+                    )
+                    .map(guest_body);
+            }
             let (parts, body) = request.into_parts();
             let arrived = Arrived {
                 parts,

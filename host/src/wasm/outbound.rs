@@ -37,7 +37,8 @@ pub type Answer = Pin<Box<dyn Future<Output = http::Response<WasiBody>> + Send>>
 /// Runs chained calls: the data plane implements it.
 pub trait Dispatch: Send + Sync {
     /// Runs `request` on service `callee` of this host, as hop `hop`, with
-    /// the callee's own limits, admission queue and metrics.
+    /// the callee's own limits, admission queue and metrics; past
+    /// [`MAX_HOPS`] it answers `508 loop_detected` instead.
     fn call(&self, callee: &str, request: http::Request<WasiBody>, hop: u32) -> Answer;
 
     /// Counts a chained call from `caller` to `callee` that answered
@@ -223,14 +224,8 @@ impl WasiHttpHooks for OutboundPolicy {
             Some(callee) => {
                 let hop = self.link.hop + 1;
                 let dispatch = self.link.dispatch.clone();
-                let request_id = self.link.request_id.clone();
                 Box::new(async move {
                     let response = match dispatch {
-                        _ if hop > MAX_HOPS => {
-                            crate::dataplane::error_kind::ErrorKind::LoopDetected
-                                .response::<bytes::Bytes>(Some(&callee), &request_id)
-                                .map(full_body)
-                        }
                         Some(dispatch) => {
                             let response = dispatch.call(&callee, request, hop).await;
                             dispatch.record(
