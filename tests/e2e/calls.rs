@@ -365,6 +365,18 @@ fn private_services_denied_calls_and_loops() {
     let resp = host.send(get("/lost"));
     assert_host_error(&resp, 404, "no_route");
     host.assert_no_host_panic();
+
+    // `check` says which services are private; it is not a problem.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+        .arg("check")
+        .arg(&host.manifest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.contains("service `back` is private"), "{stdout}");
+    assert!(stdout.contains("service `pong` is private"), "{stdout}");
+    assert!(!stdout.contains("service `front` is private"), "{stdout}");
 }
 
 #[test]

@@ -578,9 +578,15 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
              send them to a collector or agent beside the host, which can forward over TLS"
         );
     }
+    use opentelemetry_otlp::WithHttpConfig;
+    let timeout = Duration::from_millis(env_number(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        env_number("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000),
+    ));
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
+        .with_http_client(Http1Client::new(timeout))
         .build()
         .map_err(|err| {
             anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot export traces there: {err}")
@@ -619,6 +625,109 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
         stop: Some(stop_tx),
         thread: Some(thread),
     }))
+}
+
+/// The exporter's HTTP client: HTTP/1.1 over one kept-alive connection
+/// (made again when it breaks), each export bounded by `timeout`.
+#[derive(Debug)]
+struct Http1Client {
+    timeout: Duration,
+    connection: tokio::sync::Mutex<Option<Connection>>,
+}
+
+/// A connection to the collector, and where it goes.
+struct Connection {
+    authority: String,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("authority", &self.authority)
+            .finish()
+    }
+}
+
+impl Http1Client {
+    fn new(timeout: Duration) -> Http1Client {
+        Http1Client {
+            timeout,
+            connection: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn send(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        use http_body_util::BodyExt;
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .ok_or("the OTLP endpoint has no host")?;
+        let mut connection = self.connection.lock().await;
+        let reusable = connection
+            .as_mut()
+            .is_some_and(|c| c.authority == authority && !c.sender.is_closed());
+        if !reusable {
+            let stream = tokio::net::TcpStream::connect(&authority).await?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            *connection = Some(Connection { authority, sender });
+        }
+        let Some(open) = connection.as_mut() else {
+            return Err("no connection to the collector".into());
+        };
+        open.sender.ready().await?;
+        let (mut parts, body) = request.into_parts();
+        // HTTP/1.1 wants the path only, and the host in its header.
+        if let Some(path) = parts.uri.path_and_query().cloned() {
+            let host = parts.uri.authority().map(|a| a.to_string());
+            parts.uri = path.as_str().parse()?;
+            if let Some(host) = host
+                && let Ok(value) = http::HeaderValue::from_str(&host)
+            {
+                parts.headers.insert(http::header::HOST, value);
+            }
+        }
+        let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
+        let response = match open.sender.send_request(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                *connection = None;
+                return Err(err.into());
+            }
+        };
+        drop(connection);
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, 4 << 20)
+            .collect()
+            .await?;
+        Ok(http::Response::from_parts(parts, body.to_bytes()))
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for Http1Client {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        match tokio::time::timeout(self.timeout, self.send(request)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // A half-sent request leaves the connection unusable.
+                *self.connection.lock().await = None;
+                Err(format!("no answer from the collector within {:?}", self.timeout).into())
+            }
+        }
+    }
 }
 
 /// The exporter thread: every `OTEL_BSP_SCHEDULE_DELAY` (200 ms), export what is queued, in
