@@ -602,8 +602,8 @@ fn an_export_setting_the_host_cannot_honour_stops_it_at_start_with_the_variable_
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "http/protobuf"),
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "https://collector:4318",
-            "plain HTTP",
+            "collector:4318",
+            "`http://` or `https://`",
         ),
     ] {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmhost"));
@@ -616,4 +616,40 @@ fn an_export_setting_the_host_cannot_honour_stops_it_at_start_with_the_variable_
         assert_eq!(output.status.code(), Some(1), "{name}={value}: {stderr}");
         assert!(stderr.contains(name) && stderr.contains(says), "{stderr}");
     }
+}
+
+#[test]
+fn an_https_collector_is_spoken_to_over_tls() {
+    // Not a collector: it records the first byte it gets. A TLS client
+    // starts with a handshake record (0x16); plain HTTP would send `P`.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = Arc::new(Mutex::new(None::<u8>));
+    let seen = first.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut byte = [0u8; 1];
+            if stream.read_exact(&mut byte).is_ok() {
+                *seen.lock().unwrap() = Some(byte[0]);
+            }
+        }
+    });
+    let host = TestApp::new()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("https://{addr}"))
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "500")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .service(Svc::new("hello", HELLO).route("/"))
+        .admin()
+        .start();
+    assert_eq!(host.send(get("/")).status, 200);
+    assert!(
+        poll_until(Duration::from_secs(10), || first.lock().unwrap().is_some()).is_some(),
+        "the exporter never connected"
+    );
+    assert_eq!(*first.lock().unwrap(), Some(0x16), "a TLS handshake");
+    host.wait_until(
+        Duration::from_secs(10),
+        "the failed export is counted",
+        || host.metric("wasmhost_spans_dropped_total") >= 1.0,
+    );
 }

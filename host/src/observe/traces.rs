@@ -571,11 +571,10 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
     if let Some((name, endpoint)) = var([
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]) && !endpoint.trim().starts_with("http://")
+    ]) && !(endpoint.trim().starts_with("http://") || endpoint.trim().starts_with("https://"))
     {
         anyhow::bail!(
-            "{name}=`{endpoint}`: wasmhost exports traces over plain HTTP only (`http://…`); \
-             send them to a collector or agent beside the host, which can forward over TLS"
+            "{name}=`{endpoint}`: the collector's address must start with `http://` or `https://`"
         );
     }
     use opentelemetry_otlp::WithHttpConfig;
@@ -627,8 +626,9 @@ pub fn start() -> anyhow::Result<Option<ExportGuard>> {
     }))
 }
 
-/// The exporter's HTTP client: HTTP/1.1 over one kept-alive connection
-/// (made again when it breaks), each export bounded by `timeout`.
+/// The exporter's HTTP client: HTTP/1.1, over TLS for an `https://`
+/// endpoint (webpki roots), on one kept-alive connection (made again when
+/// it breaks), each export bounded by `timeout`.
 #[derive(Debug)]
 struct Http1Client {
     timeout: Duration,
@@ -674,11 +674,14 @@ impl Http1Client {
         if !reusable {
             let stream = tokio::net::TcpStream::connect(&authority).await?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let sender = if request.uri().scheme_str() == Some("https") {
+                let stream = tls_connector()
+                    .connect(server_name(&authority)?, stream)
+                    .await?;
+                handshake(stream).await?
+            } else {
+                handshake(stream).await?
+            };
             *connection = Some(Connection { authority, sender });
         }
         let Some(open) = connection.as_mut() else {
@@ -711,6 +714,55 @@ impl Http1Client {
             .await?;
         Ok(http::Response::from_parts(parts, body.to_bytes()))
     }
+}
+
+/// An HTTP/1.1 connection over `stream`, driven by its own task.
+async fn handshake<S>(
+    stream: S,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// TLS with the webpki roots (the same rustls and roots the guests'
+/// outbound HTTPS uses), made once.
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// The TLS server name of `authority` (`host:port`).
+fn server_name(
+    authority: &str,
+) -> Result<rustls::pki_types::ServerName<'static>, opentelemetry_http::HttpError> {
+    if let Ok(addr) = authority.parse::<std::net::SocketAddr>() {
+        return Ok(rustls::pki_types::ServerName::from(addr.ip()));
+    }
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    Ok(rustls::pki_types::ServerName::try_from(host.to_owned())?)
 }
 
 #[async_trait::async_trait]
