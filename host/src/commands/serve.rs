@@ -34,7 +34,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.manifest).map_err(reported)?;
     // Spans go out from their own thread, configured by OTEL_* variables;
     // dropping the guard at the end exports what is still queued.
-    let _traces = crate::observe::traces::start()?;
+    let _traces = crate::observe::otlp::start()?;
     let activated = listen::activated()?;
     let listen = args.listen.unwrap_or(manifest.host.listen);
     let admin_addr = match &activated.admin {

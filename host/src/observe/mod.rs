@@ -2,8 +2,10 @@
 //!
 //! - [`metrics`]: every `wasmhost_*` metric, defined once.
 //! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
-//! - [`traces`]: W3C trace context and OTLP span export.
+//! - [`traces`]: W3C trace context and the spans the host records.
+//! - [`otlp`]: their export over OTLP/HTTP.
 
 pub mod metrics;
+pub mod otlp;
 pub mod telemetry;
 pub mod traces;
