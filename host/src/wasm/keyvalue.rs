@@ -148,7 +148,53 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Trappable<T> = wasmtime::Result<T>;
+/// `get`, `set`, `delete` and `exists` of a key-value store resource,
+/// alike in every interface version this host serves: one call into
+/// [`Store`] each, its error mapped with `$error` to the version's
+/// `$err`.
+macro_rules! bucket_methods {
+    ($err:ty, $error:expr) => {
+        async fn get(
+            &mut self,
+            bucket: Resource<Bucket>,
+            key: String,
+        ) -> Trappable<Result<Option<Vec<u8>>, $err>> {
+            let store = self.bucket(&bucket)?;
+            Ok(store.get(key).await.map_err($error))
+        }
+
+        async fn set(
+            &mut self,
+            bucket: Resource<Bucket>,
+            key: String,
+            value: Vec<u8>,
+        ) -> Trappable<Result<(), $err>> {
+            let store = self.bucket(&bucket)?;
+            Ok(store.set(key, value).await.map_err($error))
+        }
+
+        async fn delete(
+            &mut self,
+            bucket: Resource<Bucket>,
+            key: String,
+        ) -> Trappable<Result<(), $err>> {
+            let store = self.bucket(&bucket)?;
+            Ok(store.delete(key).await.map_err($error))
+        }
+
+        async fn exists(
+            &mut self,
+            bucket: Resource<Bucket>,
+            key: String,
+        ) -> Trappable<Result<bool, $err>> {
+            let store = self.bucket(&bucket)?;
+            Ok(store.exists(key).await.map_err($error))
+        }
+    };
+}
+pub(crate) use bucket_methods;
+
+pub(crate) type Trappable<T> = wasmtime::Result<T>;
 
 fn wasi_error(err: StoreError) -> store::Error {
     store::Error::Other(err.to_string())
@@ -178,42 +224,7 @@ impl HostState {
 }
 
 impl store::HostBucket for HostState {
-    async fn get(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<Option<Vec<u8>>, store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.get(key).await.map_err(wasi_error))
-    }
-
-    async fn set(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Trappable<Result<(), store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.set(key, value).await.map_err(wasi_error))
-    }
-
-    async fn delete(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<(), store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.delete(key).await.map_err(wasi_error))
-    }
-
-    async fn exists(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<bool, store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.exists(key).await.map_err(wasi_error))
-    }
+    bucket_methods!(store::Error, wasi_error);
 
     async fn list_keys(
         &mut self,
@@ -351,42 +362,7 @@ impl spin_kv::HostStore for HostState {
         }
     }
 
-    async fn get(
-        &mut self,
-        store: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<Option<Vec<u8>>, spin_kv::Error>> {
-        let store = self.bucket(&store)?;
-        Ok(store.get(key).await.map_err(spin_error))
-    }
-
-    async fn set(
-        &mut self,
-        store: Resource<Bucket>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Trappable<Result<(), spin_kv::Error>> {
-        let store = self.bucket(&store)?;
-        Ok(store.set(key, value).await.map_err(spin_error))
-    }
-
-    async fn delete(
-        &mut self,
-        store: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<(), spin_kv::Error>> {
-        let store = self.bucket(&store)?;
-        Ok(store.delete(key).await.map_err(spin_error))
-    }
-
-    async fn exists(
-        &mut self,
-        store: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<bool, spin_kv::Error>> {
-        let store = self.bucket(&store)?;
-        Ok(store.exists(key).await.map_err(spin_error))
-    }
+    bucket_methods!(spin_kv::Error, spin_error);
 
     async fn get_keys(
         &mut self,

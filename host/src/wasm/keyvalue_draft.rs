@@ -8,7 +8,7 @@
 use wasmtime::component::{HasData, Linker, Resource};
 
 use crate::stores::{LIST_PAGE, StoreError};
-use crate::wasm::keyvalue::Bucket;
+use crate::wasm::keyvalue::{Bucket, Trappable, bucket_methods};
 use crate::wasm::state::HostState;
 
 mod generated {
@@ -41,8 +41,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Trappable<T> = wasmtime::Result<T>;
-
 fn error(err: StoreError) -> store::Error {
     store::Error::Other(err.to_string())
 }
@@ -60,42 +58,7 @@ impl store::Host for HostState {
 }
 
 impl store::HostBucket for HostState {
-    async fn get(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<Option<Vec<u8>>, store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.get(key).await.map_err(error))
-    }
-
-    async fn set(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Trappable<Result<(), store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.set(key, value).await.map_err(error))
-    }
-
-    async fn delete(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<(), store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.delete(key).await.map_err(error))
-    }
-
-    async fn exists(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key: String,
-    ) -> Trappable<Result<bool, store::Error>> {
-        let store = self.bucket(&bucket)?;
-        Ok(store.exists(key).await.map_err(error))
-    }
+    bucket_methods!(store::Error, error);
 
     async fn list_keys(
         &mut self,
