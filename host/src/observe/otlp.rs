@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 
-use super::traces::{Kind, Record, Span, dropped, install_queue, sampler_name};
+use super::traces::{Kind, Record, RequestRecord, Span, dropped, install_queue, sampler_name};
 
 /// Spans waiting for the exporter thread; more are dropped and counted
 /// (`OTEL_BSP_MAX_QUEUE_SIZE`).
@@ -357,7 +357,7 @@ fn export_loop(
                     .flat_map(|record| -> Box<dyn Iterator<Item = Span>> {
                         match record {
                             Record::Span(span) => Box::new(std::iter::once(span)),
-                            Record::Request(request) => Box::new(request.spans()),
+                            Record::Request(request) => Box::new(request_spans(request)),
                         }
                     })
                     .map(|span| span_data(span, &scope))
@@ -384,6 +384,68 @@ fn export_loop(
             }
         }
     });
+}
+
+/// A finished request's server span and guest span, with their attributes
+/// (built here, off the request path).
+fn request_spans(request: RequestRecord) -> impl Iterator<Item = Span> {
+    let service = request.service.as_deref().unwrap_or("wasmhost");
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", request.method.as_str().to_owned()),
+        KeyValue::new("url.path", request.path),
+        KeyValue::new("http.response.status_code", i64::from(request.status)),
+        KeyValue::new("wasmhost.request_id", request.request_id.to_string()),
+        KeyValue::new("wasmhost.service", service.to_owned()),
+    ];
+    if let Some(kind) = request.error {
+        attributes.push(KeyValue::new("error.type", kind));
+    }
+    let failed = (request.status >= 500).then(|| {
+        request
+            .error
+            .map_or_else(|| request.status.to_string(), str::to_owned)
+    });
+    let server = Span {
+        context: request.trace.server,
+        parent: request.trace.parent,
+        remote_parent: request.trace.remote_parent,
+        name: format!("{} {service}", request.method).into(),
+        kind: Kind::Server,
+        start: request.start,
+        end: request.end,
+        attributes,
+        error: failed,
+    };
+    let guest = request.guest_start.map(|start| {
+        let mut attributes = vec![KeyValue::new("wasmhost.instance", request.instance)];
+        if let Some(fuel) = request.fuel {
+            attributes.push(KeyValue::new(
+                "wasmhost.fuel_used",
+                i64::try_from(fuel).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(peak) = request.peak_memory {
+            attributes.push(KeyValue::new(
+                "wasmhost.peak_memory",
+                i64::try_from(peak).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(kind) = request.error {
+            attributes.push(KeyValue::new("error.type", kind));
+        }
+        Span {
+            context: request.trace.guest,
+            parent: Some(request.trace.server.span_id),
+            remote_parent: false,
+            name: "guest".into(),
+            kind: Kind::Internal,
+            start,
+            end: request.end,
+            attributes,
+            error: request.error.map(str::to_owned),
+        }
+    });
+    std::iter::once(server).chain(guest)
 }
 
 /// A [`Span`] in OpenTelemetry's export form.

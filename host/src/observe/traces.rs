@@ -365,68 +365,6 @@ pub struct RequestRecord {
     pub peak_memory: Option<usize>,
 }
 
-impl RequestRecord {
-    /// Its server span and guest span.
-    pub(super) fn spans(self) -> impl Iterator<Item = Span> {
-        let service = self.service.as_deref().unwrap_or("wasmhost");
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
-            KeyValue::new("url.path", self.path),
-            KeyValue::new("http.response.status_code", i64::from(self.status)),
-            KeyValue::new("wasmhost.request_id", self.request_id.to_string()),
-            KeyValue::new("wasmhost.service", service.to_owned()),
-        ];
-        if let Some(kind) = self.error {
-            attributes.push(KeyValue::new("error.type", kind));
-        }
-        let failed = (self.status >= 500).then(|| {
-            self.error
-                .map_or_else(|| self.status.to_string(), str::to_owned)
-        });
-        let server = Span {
-            context: self.trace.server,
-            parent: self.trace.parent,
-            remote_parent: self.trace.remote_parent,
-            name: format!("{} {service}", self.method).into(),
-            kind: Kind::Server,
-            start: self.start,
-            end: self.end,
-            attributes,
-            error: failed,
-        };
-        let guest = self.guest_start.map(|start| {
-            let mut attributes = vec![KeyValue::new("wasmhost.instance", self.instance)];
-            if let Some(fuel) = self.fuel {
-                attributes.push(KeyValue::new(
-                    "wasmhost.fuel_used",
-                    i64::try_from(fuel).unwrap_or(i64::MAX),
-                ));
-            }
-            if let Some(peak) = self.peak_memory {
-                attributes.push(KeyValue::new(
-                    "wasmhost.peak_memory",
-                    i64::try_from(peak).unwrap_or(i64::MAX),
-                ));
-            }
-            if let Some(kind) = self.error {
-                attributes.push(KeyValue::new("error.type", kind));
-            }
-            Span {
-                context: self.trace.guest,
-                parent: Some(self.trace.server.span_id),
-                remote_parent: false,
-                name: "guest".into(),
-                kind: Kind::Internal,
-                start,
-                end: self.end,
-                attributes,
-                error: self.error.map(str::to_owned),
-            }
-        });
-        std::iter::once(server).chain(guest)
-    }
-}
-
 /// What the request path hands the exporter thread.
 pub(super) enum Record {
     /// A span made whole on the request path (calls, host work).
