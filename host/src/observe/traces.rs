@@ -76,7 +76,9 @@ impl TraceContext {
             self.span_id,
             u8::from(self.sampled)
         );
-        HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value")
+        // The header takes the string's buffer as it is: no second copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+            .expect("hex digits and dashes are a valid header value")
     }
 
     /// The trace id as 32 hex digits (logs), formatted when written.

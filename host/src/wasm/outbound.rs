@@ -217,7 +217,8 @@ impl WasiHttpHooks for OutboundPolicy {
             parent: self.link.trace.map_or(0, |guest| guest.span_id),
             started: Instant::now(),
             method: request.method().clone(),
-            uri: request.uri().to_string(),
+            // Only a recorded span needs the URI as text.
+            uri: span.map(|_| request.uri().to_string()).unwrap_or_default(),
             caller: self.service.clone(),
         };
         match Self::internal_target(request.uri()) {
