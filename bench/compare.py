@@ -11,7 +11,7 @@ alike, and reports the medians and the after/before ratios. With
 `max_requests_per_instance = 1000` (only builds that support it for WASI
 0.2 components reuse there; older ones answer fresh). Uses run.py's helpers.
 """
-import argparse, os, sys, tempfile
+import argparse, atexit, os, shutil, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import GUESTS, Target, clean_env, free_port, throughput, write_manifest  # noqa: E402
@@ -28,6 +28,8 @@ def main():
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="wasmhost-compare-")
+    # Components, caches and stores land here: hundreds of MB per run.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     hello = f"{GUESTS}/hello.wasm"
     manifests = {"fresh": write_manifest(folder, "fresh.toml",
                                          [{"name": "hello", "component": hello, "route": "/"}])}

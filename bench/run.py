@@ -26,7 +26,7 @@ sample ratio 1.0 to a local sink vs hello with tracing off).
 `--only heavy` (or any comma list of sections) runs only those sections.
 """
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile
-import shutil, threading, time
+import atexit, shutil, threading, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -629,6 +629,8 @@ def main():
         parser.error(f"{' and '.join(missing)} needed by the throughput and cold sections")
 
     folder = tempfile.mkdtemp(prefix="wasmhost-bench-")
+    # Components, caches and stores land here: hundreds of MB per run.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     hello = f"{GUESTS}/hello.wasm"
     report = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
 

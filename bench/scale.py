@@ -17,7 +17,8 @@ Measures, on this machine, in one run:
 
 Writes Markdown to stdout and JSON to --json.
 """
-import argparse, json, os, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, atexit, json, os, shutil, signal, socket, statistics, subprocess, sys
+import tempfile, time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -231,6 +232,8 @@ def main():
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="wasmhost-scale-")
+    # Components, caches and stores land here: hundreds of MB per run.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     cache = os.path.join(folder, "cache")
     hello = f"{GUESTS}/hello.wasm"
     cwasm = os.path.join(folder, "hello.cwasm")

@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 # RUST_BACKTRACE=1 costs the host memory and speed; tests don't need it.
 unset RUST_BACKTRACE
 
+# A whole run is one build: incremental caches would only take disk space
+# (about 1 GB here), and a clean run's target dirs already reach 7 GB.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # rust-toolchain.toml names the guest target, but rustup does not install
 # targets by itself everywhere (RUSTUP_AUTO_INSTALL=0).
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
