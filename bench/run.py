@@ -544,12 +544,15 @@ def tracing_cost(args, folder):
                    stdout=subprocess.DEVNULL)
     sink = OtlpSink()
     ports = {"off": free_port(), "on": free_port()}
-    admin = free_port()
+    # Both with an admin plane (the traced one's drop count is read there):
+    # the same work per request but the tracing.
+    admin, admin_off = free_port(), free_port()
     traced_env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink.port}",
                            OTEL_TRACES_SAMPLER="always_on")
     targets = [
         Target("tracing off", [args.wasmhost, "serve", manifest, "--listen",
-                               f"127.0.0.1:{ports['off']}"], ports["off"], "/"),
+                               f"127.0.0.1:{ports['off']}", "--admin",
+                               f"127.0.0.1:{admin_off}"], ports["off"], "/"),
         Target("tracing on (ratio 1.0)", [args.wasmhost, "serve", manifest, "--listen",
                                           f"127.0.0.1:{ports['on']}", "--admin",
                                           f"127.0.0.1:{admin}"], ports["on"], "/",
@@ -560,8 +563,16 @@ def tracing_cost(args, folder):
             target.start()
         import resource
         sink_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        host_cpu = {t.name: cpu_seconds(t.proc.pid) for t in targets}
         summary = throughput(targets, args.rounds, args.heavy_seconds, label="tracing ")
         after = resource.getrusage(resource.RUSAGE_SELF)
+        # The host's own CPU per request over all -c32 rounds (the idle
+        # host of each round uses next to none): what tracing costs the
+        # host, apart from the sink sharing its cores.
+        for t in targets:
+            requests = sum(r["requests"] for r in summary[t.name]["runs"])
+            summary[t.name]["cpu_us"] = ((cpu_seconds(t.proc.pid) - host_cpu[t.name])
+                                         / max(requests, 1) * 1e6)
         sink_cpu_s = after.ru_utime + after.ru_stime - sink_cpu.ru_utime - sink_cpu.ru_stime
         # With CPU to spare: one connection, latency only.
         light = {t.name: [] for t in targets}
@@ -822,6 +833,8 @@ def print_tracing(report, args):
     print(f"\nSaturated (-c32): traced vs off req/s {on['rps'] / off['rps']:.3f}x, p99 "
           f"{on['p99_ms'] / off['p99_ms']:.2f}x (goal: within 5%). The local sink (this "
           f"script, at nice 19) used {e['sink_cpu_s']:.1f} s of CPU on the same cores.")
+    print(f"Host CPU per request: {off['cpu_us']:.1f} -> {on['cpu_us']:.1f} us "
+          f"({on['cpu_us'] / off['cpu_us']:.3f}x).")
     print(f"With CPU to spare (wrk -t1 -c1): p50 {off['c1_p50_ms']:.3f} -> "
           f"{on['c1_p50_ms']:.3f} ms ({on['c1_p50_ms'] / off['c1_p50_ms']:.2f}x), p99 "
           f"{off['c1_p99_ms']:.3f} -> {on['c1_p99_ms']:.3f} ms, req/s "

@@ -49,6 +49,8 @@ type Seen = Arc<Mutex<Vec<BTreeMap<String, String>>>>;
 
 /// Spans a test receiver got, with their `service.name`.
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
+/// The headers of each export request.
+type Headers = Arc<Mutex<Vec<BTreeMap<String, String>>>>;
 
 fn outside_server() -> (SocketAddr, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -73,14 +75,23 @@ fn outside_server() -> (SocketAddr, Seen) {
 /// official `ExportTraceServiceRequest` and keeps the spans with their
 /// resource's `service.name`.
 fn otlp_receiver() -> (SocketAddr, Received) {
+    let (addr, spans, _) = otlp_receiver_with_headers();
+    (addr, spans)
+}
+
+/// An OTLP/HTTP receiver that also keeps the headers of every export.
+fn otlp_receiver_with_headers() -> (SocketAddr, Received, Headers) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let spans = Arc::new(Mutex::new(Vec::new()));
     let record = spans.clone();
+    let exports = Arc::new(Mutex::new(Vec::new()));
+    let seen = exports.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
             let record = record.clone();
+            let seen = seen.clone();
             std::thread::spawn(move || {
                 while let Some((line, headers, body)) = read_request(&mut stream) {
                     assert!(line.starts_with("POST /v1/traces "), "{line}");
@@ -90,6 +101,7 @@ fn otlp_receiver() -> (SocketAddr, Received) {
                     );
                     let export = ExportTraceServiceRequest::decode(body.as_slice())
                         .expect("an OTLP protobuf export request");
+                    seen.lock().unwrap().push(headers.clone());
                     for resource in export.resource_spans {
                         let service = resource
                             .resource
@@ -118,7 +130,7 @@ fn otlp_receiver() -> (SocketAddr, Received) {
             });
         }
     });
-    (addr, spans)
+    (addr, spans, exports)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -152,11 +164,16 @@ fn link(name: &str, next: &str, allowed: &str) -> Svc {
 #[test]
 pub(crate) fn one_request_through_three_services_and_an_outside_server_is_one_trace() {
     let (outside, outside_seen) = outside_server();
-    let (collector, spans) = otlp_receiver();
+    let (collector, spans, exports) = otlp_receiver_with_headers();
     let host = TestApp::new()
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             &format!("http://{collector}"),
+        )
+        // OpenTelemetry's header list, values URL-encoded.
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20t0ken, x-tenant=shop",
         )
         .env("OTEL_SERVICE_NAME", "shop")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -216,6 +233,14 @@ pub(crate) fn one_request_through_three_services_and_an_outside_server_is_one_tr
     assert!(
         spans.iter().all(|(service, _)| service.contains("shop")),
         "{spans:#?}"
+    );
+    let exports = exports.lock().unwrap().clone();
+    assert!(
+        exports.iter().all(|headers| {
+            headers.get("authorization").map(String::as_str) == Some("Bearer t0ken")
+                && headers.get("x-tenant").map(String::as_str) == Some("shop")
+        }),
+        "OTEL_EXPORTER_OTLP_HEADERS on every export: {exports:?}"
     );
     let by_id: BTreeMap<String, &Span> = spans.iter().map(|(_, s)| (hex(&s.span_id), s)).collect();
     assert!(spans.iter().all(|(_, s)| hex(&s.trace_id) == trace));

@@ -202,16 +202,15 @@ impl Report<'_> {
     /// The request's server span and, if a guest ran, its guest-execution
     /// span: one compact record, made into spans by the exporter thread.
     fn record_spans(&self, trace: &RequestTrace) {
-        let end = std::time::SystemTime::now();
         traces::record_request(traces::RequestRecord {
             trace: *trace,
-            service: self.service.map(|(name, _)| name.clone()),
-            request_id: self.request_id.clone(),
+            service: self.service.map(|(name, _)| name.as_ref().into()),
+            request_id: self.request_id.as_ref().into(),
             method: self.method.clone(),
-            path: self.path.to_owned(),
-            start: traces::wall_clock(self.started),
-            guest_start: self.guest_started.map(traces::wall_clock),
-            end,
+            path: self.path.into(),
+            start: self.started,
+            guest_start: self.guest_started,
+            end: (Instant::now(), std::time::SystemTime::now()),
             status: self.status,
             error: self
                 .error

@@ -1,11 +1,11 @@
 //! OTLP export: a dedicated thread (`wasmhost-otlp`, at background
 //! priority, nice 10, so a saturated machine serves requests first) drains
-//! the span queue of [`super::traces`] every `OTEL_BSP_SCHEDULE_DELAY`,
-//! turns the records into OpenTelemetry `SpanData` and hands them to
-//! `opentelemetry-otlp`'s exporter, which sends OTLP HTTP/protobuf through
-//! the host's own HTTP/1.1 client ([`Http1Client`], TLS for `https://`). A
-//! batch the collector refused or that timed out is counted in
-//! `wasmhost_spans_dropped_total`.
+//! the span queue of [`super::traces`] every `OTEL_BSP_SCHEDULE_DELAY`
+//! (sooner when it is half full),
+//! writes the records as one OTLP/protobuf export request
+//! ([`super::otlp_wire`]) and POSTs it through the host's own HTTP/1.1
+//! client ([`Http1Client`], TLS for `https://`). A batch the collector
+//! refused or that timed out is counted in `wasmhost_spans_dropped_total`.
 //!
 //! Configuration is OpenTelemetry's standard environment: export is on
 //! when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
@@ -15,13 +15,15 @@
 //! `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_SCHEDULE_DELAY` and
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` are honoured.
 
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry::KeyValue;
+use super::otlp_wire::Batch;
+use super::traces::{Queue, Record, dropped, install_queue, sampler_name};
 
-use super::traces::{Kind, Record, RequestRecord, Span, dropped, install_queue, sampler_name};
+/// What sending to the collector fails with.
+type HttpError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Spans waiting for the exporter thread; more are dropped and counted
 /// (`OTEL_BSP_MAX_QUEUE_SIZE`).
@@ -57,16 +59,17 @@ pub fn configured() -> bool {
 }
 
 /// Keeps the exporter thread alive; dropping it exports what is queued
-/// (for at most a second) and stops the thread.
+/// (for at most two seconds) and stops the thread.
 pub struct ExportGuard {
-    stop: Option<std::sync::mpsc::Sender<()>>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for ExportGuard {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let deadline = Instant::now() + Duration::from_secs(2);
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -78,84 +81,159 @@ impl Drop for ExportGuard {
     }
 }
 
+/// Where and how spans are sent, from OpenTelemetry's environment.
+struct Destination {
+    /// The full URL of the traces endpoint.
+    url: http::Uri,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` / `_TRACES_HEADERS`.
+    headers: http::HeaderMap,
+    /// The resource's attributes (`service.name` first).
+    resource: Vec<(String, String)>,
+}
+
+/// `%XX` escapes decoded (OpenTelemetry's header and resource values are
+/// URL-encoded), leaving anything malformed as it is.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = value
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `key=value,key=value` pairs, values URL-decoded.
+fn pairs(list: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    list.split(',').filter_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        let key = key.trim();
+        (!key.is_empty()).then(|| (key.to_owned(), percent_decode(value.trim())))
+    })
+}
+
+impl Destination {
+    fn from_env() -> anyhow::Result<Destination> {
+        Destination::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The destination the variables `env` gives say.
+    fn from_vars(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Destination> {
+        let var = |name: &'static str| {
+            env(name)
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| (name, value.trim().to_owned()))
+        };
+        if let Some((name, protocol)) =
+            var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            && protocol != "http/protobuf"
+        {
+            anyhow::bail!(
+                "{name}=`{protocol}`: wasmhost exports traces as OTLP over HTTP with protobuf \
+                 bodies only; set it to `http/protobuf` (the collector's port 4318) or unset it"
+            );
+        }
+        // The signal's own variable is the whole URL; the general one is a
+        // base that `v1/traces` is appended to (OpenTelemetry's rule).
+        let (name, url) = match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some((name, url)) => (name, url),
+            None => {
+                let (name, base) = var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .ok_or_else(|| anyhow::anyhow!("no OTLP endpoint is set"))?;
+                (name, format!("{}/v1/traces", base.trim_end_matches('/')))
+            }
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!(
+                "{name}=`{url}`: the collector's address must start with `http://` or `https://`"
+            );
+        }
+        let url: http::Uri = url
+            .parse()
+            .map_err(|err| anyhow::anyhow!("{name}=`{url}`: not a URL: {err}"))?;
+        if url.host().is_none_or(str::is_empty) {
+            anyhow::bail!("{name}=`{url}`: the URL names no host");
+        }
+        let mut headers = http::HeaderMap::new();
+        for name in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            let Some((name, list)) = var(name) else {
+                continue;
+            };
+            for (key, value) in pairs(&list) {
+                let header = http::HeaderName::from_bytes(key.as_bytes());
+                let value = http::HeaderValue::from_str(&value);
+                let (Ok(header), Ok(value)) = (header, value) else {
+                    // The value may be a secret: name the key only.
+                    anyhow::bail!("{name}: `{key}` is not a valid HTTP header");
+                };
+                headers.insert(header, value);
+            }
+        }
+        let mut resource: Vec<(String, String)> = var("OTEL_RESOURCE_ATTRIBUTES")
+            .map(|(_, list)| pairs(&list).collect())
+            .unwrap_or_default();
+        let service = var("OTEL_SERVICE_NAME").map(|(_, name)| name).or_else(|| {
+            let at = resource.iter().position(|(k, _)| k == "service.name")?;
+            Some(resource.remove(at).1)
+        });
+        resource.retain(|(k, _)| k != "service.name");
+        resource.insert(
+            0,
+            ("service.name".into(), service.unwrap_or("wasmhost".into())),
+        );
+        if !resource.iter().any(|(k, _)| k == "service.version") {
+            resource.push(("service.version".into(), env!("CARGO_PKG_VERSION").into()));
+        }
+        Ok(Destination {
+            url,
+            headers,
+            resource,
+        })
+    }
+}
+
 /// Starts exporting when OpenTelemetry's environment asks for it
-/// ([`configured`]); `None` when it does not. An exporter that cannot be
-/// built (a malformed endpoint) is an error naming the variable.
+/// ([`configured`]); `None` when it does not. Settings the host cannot
+/// honour (another protocol, an endpoint that is not an HTTP URL) are an
+/// error naming the variable.
 pub fn start() -> anyhow::Result<Option<ExportGuard>> {
     if !configured() {
         return Ok(None);
     }
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
-    use opentelemetry_sdk::trace::SpanExporter as _;
-    let var = |names: [&'static str; 2]| {
-        names
-            .into_iter()
-            .find_map(|name| Some((name, std::env::var(name).ok()?)))
-            .filter(|(_, value)| !value.trim().is_empty())
-    };
-    if let Some((name, protocol)) = var([
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ]) && protocol.trim() != "http/protobuf"
-    {
-        anyhow::bail!(
-            "{name}=`{protocol}`: wasmhost exports traces as OTLP over HTTP with protobuf \
-             bodies only; set it to `http/protobuf` (the collector's port 4318) or unset it"
-        );
-    }
-    if let Some((name, endpoint)) = var([
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]) && !(endpoint.trim().starts_with("http://") || endpoint.trim().starts_with("https://"))
-    {
-        anyhow::bail!(
-            "{name}=`{endpoint}`: the collector's address must start with `http://` or `https://`"
-        );
-    }
-    use opentelemetry_otlp::WithHttpConfig;
+    let destination = Destination::from_env()?;
     let timeout = Duration::from_millis(env_number(
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         env_number("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000),
     ));
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_http_client(Http1Client::new(timeout))
-        .build()
-        .map_err(|err| {
-            anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: cannot export traces there: {err}")
-        })?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .build();
-    let resource = if std::env::var("OTEL_SERVICE_NAME").is_ok()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            .is_ok_and(|attrs| attrs.contains("service.name="))
-    {
-        resource
-    } else {
-        opentelemetry_sdk::Resource::builder()
-            .with_service_name("wasmhost")
-            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-            .build()
-    };
-    exporter.set_resource(&resource);
     let queue =
         usize::try_from(env_number("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE as u64)).unwrap_or(QUEUE);
     let rx = install_queue(queue);
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("wasmhost-otlp".into())
-        .spawn(move || export_loop(exporter, rx, stop_rx))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     tracing::info!(
-        endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT"))
-            .unwrap_or_default(),
+        endpoint = %destination.url,
         sampler = ?sampler_name(),
         "exporting traces over OTLP/HTTP"
     );
+    let client = Http1Client::new(timeout);
+    let thread = std::thread::Builder::new()
+        .name("wasmhost-otlp".into())
+        .spawn(move || export_loop(client, destination, rx, &stopped))?;
     Ok(Some(ExportGuard {
-        stop: Some(stop_tx),
+        stop,
         thread: Some(thread),
     }))
 }
@@ -194,7 +272,7 @@ impl Http1Client {
     async fn send(
         &self,
         request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+    ) -> Result<http::Response<bytes::Bytes>, HttpError> {
         use http_body_util::BodyExt;
         let authority = request
             .uri()
@@ -287,9 +365,7 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 }
 
 /// The TLS server name of `authority` (`host:port`).
-fn server_name(
-    authority: &str,
-) -> Result<rustls::pki_types::ServerName<'static>, opentelemetry_http::HttpError> {
+fn server_name(authority: &str) -> Result<rustls::pki_types::ServerName<'static>, HttpError> {
     if let Ok(addr) = authority.parse::<std::net::SocketAddr>() {
         return Ok(rustls::pki_types::ServerName::from(addr.ip()));
     }
@@ -299,34 +375,52 @@ fn server_name(
     Ok(rustls::pki_types::ServerName::try_from(host.to_owned())?)
 }
 
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for Http1Client {
-    async fn send_bytes(
-        &self,
-        request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        match tokio::time::timeout(self.timeout, self.send(request)).await {
-            Ok(result) => result,
+impl Http1Client {
+    /// Sends one export request, bounded by the timeout; an answer other
+    /// than 2xx is an error.
+    async fn export(&self, destination: &Destination, body: bytes::Bytes) -> Result<(), HttpError> {
+        let mut request = http::Request::post(destination.url.clone())
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(body)?;
+        request.headers_mut().extend(
+            destination
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let response = match tokio::time::timeout(self.timeout, self.send(request)).await {
+            Ok(response) => response?,
             Err(_) => {
                 // A half-sent request leaves the connection unusable.
                 *self.connection.lock().await = None;
-                Err(format!("no answer from the collector within {:?}", self.timeout).into())
+                return Err(
+                    format!("no answer from the collector within {:?}", self.timeout).into(),
+                );
             }
+        };
+        if !response.status().is_success() {
+            let body = String::from_utf8_lossy(&response.body()[..response.body().len().min(200)])
+                .into_owned();
+            return Err(format!("the collector answered {}: {body}", response.status()).into());
         }
+        Ok(())
     }
 }
 
-/// The exporter thread: every `OTEL_BSP_SCHEDULE_DELAY` (200 ms), export what is queued, in
-/// batches; on stop, export what is left and end.
+/// The exporter thread: every `OTEL_BSP_SCHEDULE_DELAY` (200 ms), or as
+/// soon as the queue is half full, export
+/// what is queued, in batches of at most `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
+/// spans; on stop, export what is left and end.
 fn export_loop(
-    exporter: opentelemetry_otlp::SpanExporter,
-    queue: Receiver<Record>,
-    stop: std::sync::mpsc::Receiver<()>,
+    client: Http1Client,
+    destination: Destination,
+    queue: &'static Queue,
+    stop: &AtomicBool,
 ) {
-    use opentelemetry_sdk::trace::SpanExporter as _;
     // Serving threads first: when the machine is saturated, export waits
     // (and a full queue drops spans) rather than take CPU from requests.
     crate::wasm::priority::lower_this_thread();
+    queue.wake_when_half_full(std::thread::current());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -341,41 +435,40 @@ fn export_loop(
     let batch_size = usize::try_from(env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BATCH as u64))
         .unwrap_or(BATCH);
     let mut failures_logged = 0u32;
-    let scope = opentelemetry::InstrumentationScope::builder("wasmhost")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build();
+    let mut batch = Batch::new(&destination.resource);
+    let mut waiting = Vec::new();
     runtime.block_on(async {
         loop {
-            let stopping = matches!(
-                stop.recv_timeout(drain_every),
-                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-            );
+            // Woken early when the queue is half full (or to stop).
+            std::thread::park_timeout(drain_every);
+            let stopping = stop.load(Ordering::Acquire);
+            // While a drain brings a whole batch or more, the queue is
+            // filling faster than one drain a period: drain again at once.
             loop {
-                let batch: Vec<_> = queue
-                    .try_iter()
-                    .take(batch_size)
-                    .flat_map(|record| -> Box<dyn Iterator<Item = Span>> {
-                        match record {
-                            Record::Span(span) => Box::new(std::iter::once(span)),
-                            Record::Request(request) => Box::new(request_spans(request)),
+                let drained = queue.drain(&mut waiting);
+                let mut records = waiting.drain(..).peekable();
+                while records.peek().is_some() {
+                    for record in records.by_ref() {
+                        match &record {
+                            Record::Span(span) => batch.add(span),
+                            Record::Request(request) => batch.add_request(request),
                         }
-                    })
-                    .map(|span| span_data(span, &scope))
-                    .collect();
-                if batch.is_empty() {
-                    break;
-                }
-                let len = batch.len() as u64;
-                let full = len >= batch_size as u64;
-                if let Err(err) = exporter.export(batch).await {
-                    dropped().inc_by(len);
-                    // A dead collector must not flood the log.
-                    if failures_logged < 5 || failures_logged.is_power_of_two() {
-                        tracing::warn!(error = %err, spans = len, "exporting spans failed; they are dropped");
+                        if batch.len() >= batch_size {
+                            break;
+                        }
                     }
-                    failures_logged = failures_logged.saturating_add(1);
+                    let spans = batch.len() as u64;
+                    let body = bytes::Bytes::copy_from_slice(batch.finish());
+                    if let Err(err) = client.export(&destination, body).await {
+                        dropped().inc_by(spans);
+                        // A dead collector must not flood the log.
+                        if failures_logged < 5 || failures_logged.is_power_of_two() {
+                            tracing::warn!(error = %err, spans, "exporting spans failed; they are dropped");
+                        }
+                        failures_logged = failures_logged.saturating_add(1);
+                    }
                 }
-                if !full {
+                if drained < batch_size {
                     break;
                 }
             }
@@ -386,102 +479,92 @@ fn export_loop(
     });
 }
 
-/// A finished request's server span and guest span, with their attributes
-/// (built here, off the request path).
-fn request_spans(request: RequestRecord) -> impl Iterator<Item = Span> {
-    let service = request.service.as_deref().unwrap_or("wasmhost");
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", request.method.as_str().to_owned()),
-        KeyValue::new("url.path", request.path),
-        KeyValue::new("http.response.status_code", i64::from(request.status)),
-        KeyValue::new("wasmhost.request_id", request.request_id.to_string()),
-        KeyValue::new("wasmhost.service", service.to_owned()),
-    ];
-    if let Some(kind) = request.error {
-        attributes.push(KeyValue::new("error.type", kind));
-    }
-    let failed = (request.status >= 500).then(|| {
-        request
-            .error
-            .map_or_else(|| request.status.to_string(), str::to_owned)
-    });
-    let server = Span {
-        context: request.trace.server,
-        parent: request.trace.parent,
-        remote_parent: request.trace.remote_parent,
-        name: format!("{} {service}", request.method).into(),
-        kind: Kind::Server,
-        start: request.start,
-        end: request.end,
-        attributes,
-        error: failed,
-    };
-    let guest = request.guest_start.map(|start| {
-        let mut attributes = vec![KeyValue::new("wasmhost.instance", request.instance)];
-        if let Some(fuel) = request.fuel {
-            attributes.push(KeyValue::new(
-                "wasmhost.fuel_used",
-                i64::try_from(fuel).unwrap_or(i64::MAX),
-            ));
-        }
-        if let Some(peak) = request.peak_memory {
-            attributes.push(KeyValue::new(
-                "wasmhost.peak_memory",
-                i64::try_from(peak).unwrap_or(i64::MAX),
-            ));
-        }
-        if let Some(kind) = request.error {
-            attributes.push(KeyValue::new("error.type", kind));
-        }
-        Span {
-            context: request.trace.guest,
-            parent: Some(request.trace.server.span_id),
-            remote_parent: false,
-            name: "guest".into(),
-            kind: Kind::Internal,
-            start,
-            end: request.end,
-            attributes,
-            error: request.error.map(str::to_owned),
-        }
-    });
-    std::iter::once(server).chain(guest)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A [`Span`] in OpenTelemetry's export form.
-fn span_data(
-    span: Span,
-    scope: &opentelemetry::InstrumentationScope,
-) -> opentelemetry_sdk::trace::SpanData {
-    use opentelemetry::trace::{
-        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-    };
-    opentelemetry_sdk::trace::SpanData {
-        span_context: SpanContext::new(
-            TraceId::from(span.context.trace_id),
-            SpanId::from(span.context.span_id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: span.parent.map_or(SpanId::INVALID, SpanId::from),
-        parent_span_is_remote: span.remote_parent,
-        span_kind: match span.kind {
-            Kind::Server => SpanKind::Server,
-            Kind::Client => SpanKind::Client,
-            Kind::Internal => SpanKind::Internal,
-        },
-        name: span.name,
-        start_time: span.start,
-        end_time: span.end,
-        attributes: span.attributes,
-        dropped_attributes_count: 0,
-        events: Default::default(),
-        links: Default::default(),
-        status: match span.error {
-            Some(description) => Status::error(description),
-            None => Status::Unset,
-        },
-        instrumentation_scope: scope.clone(),
+    fn destination(vars: &[(&str, &str)]) -> anyhow::Result<Destination> {
+        Destination::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_endpoint_headers_and_resource_follow_opentelemetrys_rules() {
+        let d = destination(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=a%3Db, x-team = shop ,junk",
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=cart,deployment.environment=prod%20eu",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(d.url.to_string(), "http://collector:4318/v1/traces");
+        assert_eq!(d.headers["api-key"], "a=b");
+        assert_eq!(d.headers["x-team"], "shop");
+        assert_eq!(d.resource[0], ("service.name".into(), "cart".into()));
+        assert!(
+            d.resource
+                .contains(&("deployment.environment".into(), "prod eu".into()))
+        );
+        assert!(d.resource.iter().any(|(k, _)| k == "service.version"));
+
+        // The signal's own endpoint is used as it is; OTEL_SERVICE_NAME wins.
+        let d = destination(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://otel.example/ingest",
+            ),
+            ("OTEL_SERVICE_NAME", "shop"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=cart"),
+        ])
+        .unwrap();
+        assert_eq!(d.url.to_string(), "https://otel.example/ingest");
+        assert_eq!(d.resource[0], ("service.name".into(), "shop".into()));
+        assert_eq!(
+            d.resource
+                .iter()
+                .filter(|(k, _)| k == "service.name")
+                .count(),
+            1
+        );
+
+        let d = destination(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]).unwrap();
+        assert_eq!(d.resource[0], ("service.name".into(), "wasmhost".into()));
+    }
+
+    #[test]
+    fn settings_the_host_cannot_honour_are_refused_by_name() {
+        for (vars, says) in [
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ][..],
+                "OTEL_EXPORTER_OTLP_PROTOCOL=`grpc`",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")][..],
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=`collector:4318`",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "bad header=secret"),
+                ][..],
+                "`bad header` is not a valid HTTP header",
+            ),
+        ] {
+            let err = destination(vars).err().expect("refused").to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 }

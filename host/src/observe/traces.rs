@@ -5,14 +5,15 @@
 //! `traceparent` (same trace id, new span id) or starts a trace, sampled
 //! as `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` say. The request
 //! path only builds plain records ([`RequestRecord`], [`Span`]) and offers
-//! them to a bounded queue ([`record_request`], [`record`]): never a lock,
-//! a wakeup or a write. A full queue drops them, counted in
+//! them to a bounded queue ([`record_request`], [`record`]): a buffer of
+//! the serving thread's own (an uncontended lock, taken by the exporter
+//! only to swap it out), never a wakeup or a write. A full queue drops them, counted in
 //! `wasmhost_spans_dropped_total`. [`super::otlp`] drains the queue and
 //! exports.
 
 use std::borrow::Cow;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use http::HeaderValue;
@@ -334,27 +335,29 @@ pub struct Span {
     pub error: Option<String>,
 }
 
-/// A finished request, recorded as is on the request path: the exporter
+/// A finished request, as the request path records it: the exporter
 /// thread makes its server span and guest span (attributes included), so
-/// the request path only copies a few words and its path.
+/// the request path only copies a few words and short strings. Nothing in
+/// it is on the heap (unless a string is longer than [`Text`] holds), so
+/// the exporter thread frees nothing the serving thread allocated.
 #[derive(Debug)]
 pub struct RequestRecord {
     /// Its trace.
     pub trace: RequestTrace,
     /// The service that served it.
-    pub service: Option<Arc<str>>,
+    pub service: Option<Text>,
     /// The request id.
-    pub request_id: Arc<str>,
+    pub request_id: Text,
     /// The method.
     pub method: http::Method,
     /// The path.
-    pub path: String,
+    pub path: Text,
     /// When it arrived.
-    pub start: SystemTime,
+    pub start: Instant,
     /// When its guest started, if one ran.
-    pub guest_start: Option<SystemTime>,
-    /// When it ended.
-    pub end: SystemTime,
+    pub guest_start: Option<Instant>,
+    /// When it ended, on both clocks (the others are converted by it).
+    pub end: (Instant, SystemTime),
     /// The status sent.
     pub status: u16,
     /// The host-made error kind, if it failed.
@@ -367,7 +370,61 @@ pub struct RequestRecord {
     pub peak_memory: Option<usize>,
 }
 
+impl RequestRecord {
+    /// The wall-clock time of `instant`, an instant of this request.
+    pub fn wall_clock(&self, instant: Instant) -> SystemTime {
+        let (end, system) = self.end;
+        system - end.saturating_duration_since(instant)
+    }
+}
+
+/// A string copied into the record itself when short (paths, request ids
+/// and service names nearly always are).
+#[derive(Clone)]
+pub enum Text {
+    /// Up to 62 bytes, in place.
+    Short(u8, [u8; 62]),
+    /// Anything longer.
+    Long(Box<str>),
+}
+
+impl Text {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `str`, so always UTF-8.
+            Text::Short(len, bytes) => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Long(text) => text,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        let mut bytes = [0; 62];
+        match bytes.get_mut(..text.len()) {
+            Some(short) => {
+                short.copy_from_slice(text.as_bytes());
+                Text::Short(text.len() as u8, bytes)
+            }
+            None => Text::Long(text.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
 /// What the request path hands the exporter thread.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a boxed request record would be an allocation per request, freed on another thread"
+)]
 pub(super) enum Record {
     /// A span made whole on the request path (calls, host work).
     Span(Span),
@@ -392,12 +449,35 @@ pub fn dropped() -> &'static Counter {
     DROPPED.get_or_init(Counter::default)
 }
 
-/// The exporter's end of the queue, once export is on.
-static QUEUE_TX: OnceLock<SyncSender<Record>> = OnceLock::new();
+/// The spans waiting for the exporter: a buffer per thread that records
+/// (serving threads never contend for one), drained together by the
+/// exporter thread, and one count bounding them all.
+pub(super) struct Queue {
+    /// The most spans waiting (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    capacity: usize,
+    /// Spans waiting.
+    waiting: AtomicUsize,
+    /// Every recording thread's buffer.
+    shards: Mutex<Vec<Arc<Shard>>>,
+    /// The exporter thread, woken when the queue is half full (OpenTelemetry's
+    /// batch processor exports early too; at 90,000 spans a second, 200 ms
+    /// would fill the default queue).
+    exporter: OnceLock<std::thread::Thread>,
+}
+
+/// One thread's waiting records, with their span count.
+type Shard = Mutex<Vec<(Record, usize)>>;
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+
+thread_local! {
+    /// This thread's buffer in [`QUEUE`], made on its first record.
+    static SHARD: std::cell::OnceCell<Arc<Shard>> = const { std::cell::OnceCell::new() };
+}
 
 /// Whether spans are exported (so worth building).
 pub fn exporting() -> bool {
-    QUEUE_TX.get().is_some()
+    QUEUE.get().is_some()
 }
 
 /// Offers `span` to the exporter; a full queue drops it (counted).
@@ -408,25 +488,78 @@ pub fn record(span: Span) {
 /// Offers a finished request's spans to the exporter; a full queue drops
 /// them (counted).
 pub fn record_request(request: RequestRecord) {
-    let spans = 1 + u64::from(request.guest_start.is_some());
+    let spans = 1 + usize::from(request.guest_start.is_some());
     offer(Record::Request(request), spans);
 }
 
-/// Installs the queue the request path offers spans to, holding
-/// `capacity` records, and returns its receiving end (the exporter's).
-/// Export is on from now on.
-pub(super) fn install_queue(capacity: usize) -> Receiver<Record> {
-    let (tx, rx) = sync_channel(capacity);
-    let _ = QUEUE_TX.set(tx);
-    rx
+/// Installs the queue the request path offers spans to, holding at most
+/// `capacity` spans, and returns it (the exporter drains it). Export is on
+/// from now on.
+pub(super) fn install_queue(capacity: usize) -> &'static Queue {
+    QUEUE.get_or_init(|| Queue {
+        capacity,
+        waiting: AtomicUsize::new(0),
+        shards: Mutex::new(Vec::new()),
+        exporter: OnceLock::new(),
+    })
 }
 
-fn offer(record: Record, spans: u64) {
-    let Some(queue) = QUEUE_TX.get() else {
+fn offer(record: Record, spans: usize) {
+    let Some(queue) = QUEUE.get() else {
         return;
     };
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(record) {
-        dropped().inc_by(spans);
+    let before = queue.waiting.fetch_add(spans, Ordering::Relaxed);
+    if before + spans > queue.capacity {
+        queue.waiting.fetch_sub(spans, Ordering::Relaxed);
+        dropped().inc_by(spans as u64);
+        return;
+    }
+    SHARD.with(|shard| {
+        let shard = shard.get_or_init(|| {
+            let shard = Arc::new(Mutex::new(Vec::new()));
+            lock(&queue.shards).push(shard.clone());
+            shard
+        });
+        lock(shard).push((record, spans));
+    });
+    // One wakeup each time the queue fills past half, not one a record.
+    let half = queue.capacity / 2;
+    if before < half
+        && before + spans >= half
+        && let Some(exporter) = queue.exporter.get()
+    {
+        exporter.unpark();
+    }
+}
+
+/// A lock whose holder cannot leave its data half-changed (a push or a
+/// swap), so a panic elsewhere while it was held does not matter.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Queue {
+    /// Makes `exporter` the thread woken when the queue is half full.
+    pub(super) fn wake_when_half_full(&self, exporter: std::thread::Thread) {
+        let _ = self.exporter.set(exporter);
+    }
+
+    /// Moves every waiting record into `into` (whose buffer is kept; the
+    /// threads' buffers keep theirs), and says how many spans they hold.
+    pub(super) fn drain(&self, into: &mut Vec<Record>) -> usize {
+        let mut spans = 0;
+        let mut shards = lock(&self.shards);
+        // A buffer only the queue holds belongs to a thread that ended.
+        shards.retain(|shard| {
+            let mut waiting = lock(shard);
+            spans += waiting.iter().map(|(_, n)| n).sum::<usize>();
+            into.extend(waiting.drain(..).map(|(record, _)| record));
+            Arc::strong_count(shard) > 1
+        });
+        self.waiting.fetch_sub(spans, Ordering::Relaxed);
+        spans
     }
 }
 
