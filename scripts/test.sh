@@ -22,7 +22,8 @@ fi
 # Debian packages the tests use: a real Prometheus scrapes the admin plane;
 # systemd's tools start the host by socket activation and verify the units;
 # HAProxy balances the replica test; redis-server backs the shared
-# key-value store of the Redis tests; podman (with runc) builds and runs the
+# key-value store of the Redis tests; docker-registry (the CNCF
+# distribution registry) serves the OCI pull tests; podman (with runc) builds and runs the
 # container image, whose static binary needs musl-gcc (for mimalloc's C).
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
@@ -32,6 +33,7 @@ command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -50,6 +52,15 @@ if ! "$tools/bin/kubernetes-validate" --version >/dev/null 2>&1; then
   "$tools/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
 fi
 export PATH="$tools/bin:$PATH"
+
+# wkg (the Wasm package CLI) pushes components to the registry the OCI
+# tests start; built once (several minutes) and kept under ~/.cache.
+wkg_root="${XDG_CACHE_HOME:-$HOME/.cache}/wasmhost-tools"
+if ! "$wkg_root/bin/wkg" --version >/dev/null 2>&1; then
+  CARGO_TARGET_DIR="$wkg_root/build" cargo install wkg --version 0.16.1 --locked --root "$wkg_root"
+  rm -rf "$wkg_root/build"
+fi
+export PATH="$wkg_root/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod observe;
+pub mod oci;
 pub mod services;
 pub mod stores;
 pub mod wasm;

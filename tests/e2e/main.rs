@@ -13,6 +13,7 @@ mod hostile;
 mod isolation;
 mod limits;
 mod observability;
+mod oci;
 mod reload;
 mod replicas;
 mod reuse;

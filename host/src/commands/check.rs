@@ -3,7 +3,6 @@
 //! the compiled code in `cache_dir`; `compile` says where.
 
 use crate::cli::CheckArgs;
-use crate::config::manifest::Manifest;
 use crate::observe::metrics::Metrics;
 use crate::services::reload::Reloader;
 use crate::wasm::cache::ArtifactCache;
@@ -13,7 +12,7 @@ use crate::wasm::engine::{Engines, PoolSize};
 /// Checks the manifest and its components without serving; `compile`
 /// reports the filled cache instead of "ok".
 pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
-    let problems = match Manifest::load(&args.manifest) {
+    let problems = match crate::oci::load(&args.manifest) {
         Err(problems) => problems,
         Ok(manifest) => {
             let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cli::ServeArgs;
-use crate::config::manifest::{Manifest, Problems};
+use crate::config::manifest::Problems;
 use crate::control::admin::{self, AdminState};
 use crate::control::readiness::Readiness;
 use crate::control::shutdown;
@@ -31,7 +31,7 @@ const EVENT_INTERVAL: u32 = 4;
 /// compute for long (see [`crate::dataplane::lanes`]); and the control runtime on the
 /// main thread (admin plane, signals, reloads).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let manifest = Manifest::load(&args.manifest).map_err(reported)?;
+    let manifest = crate::oci::load(&args.manifest).map_err(reported)?;
     // Spans go out from their own thread, configured by OTEL_* variables;
     // dropping the guard at the end exports what is still queued.
     let _traces = crate::observe::otlp::start()?;

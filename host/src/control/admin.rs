@@ -160,6 +160,10 @@ fn services(state: &AdminState) -> serde_json::Value {
                 "routes": service.config.routes.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>(),
                 "host": service.config.routes.first().and_then(|r| r.host.as_deref()),
                 "component": service.config.component,
+                // For `oci://` components: the reference and the manifest
+                // digest it serves.
+                "reference": service.config.oci.as_ref().map(|o| format!("oci://{}", o.reference)),
+                "digest": service.config.oci.as_ref().and_then(|o| o.digest.as_deref()),
                 "sha256": service.sha256,
                 "world": service.world(),
                 "generation": service.generation,

@@ -79,6 +79,50 @@ struct VersionLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PullLabels {
+    service: String,
+    result: String,
+}
+
+/// `wasmhost_component_pulls_total{service,result}` and
+/// `wasmhost_component_pull_duration_seconds{service}`: process-wide,
+/// because the first pulls happen while the manifest is loaded, before the
+/// registry exists.
+fn pulls() -> &'static (Family<PullLabels, Counter>, HistogramFamily<ServiceLabel>) {
+    static PULLS: std::sync::OnceLock<(
+        Family<PullLabels, Counter>,
+        HistogramFamily<ServiceLabel>,
+    )> = std::sync::OnceLock::new();
+    PULLS.get_or_init(|| {
+        (
+            Family::default(),
+            Family::new_with_constructor(|| {
+                // 1 ms to ~65 s.
+                Histogram::new(exponential_buckets(0.001, 2.0, 17))
+            }),
+        )
+    })
+}
+
+/// Counts one resolution of `service`'s `oci://` component: `result` is
+/// `ok` (the registry answered), `cache` (it did not; the cache served)
+/// or `error`.
+pub fn component_pulled(service: &str, result: &str, took: std::time::Duration) {
+    let (count, duration) = pulls();
+    count
+        .get_or_create(&PullLabels {
+            service: service.to_owned(),
+            result: result.to_owned(),
+        })
+        .inc();
+    duration
+        .get_or_create(&ServiceLabel {
+            service: service.to_owned(),
+        })
+        .observe(took.as_secs_f64());
+}
+
 /// The status classes counted in `wasmhost_requests_total{status}`.
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -298,6 +342,18 @@ impl Metrics {
             "Time from a chained call to its response head, by caller and callee",
             Unit::Seconds,
             chained_duration.clone(),
+        );
+        registry.register(
+            "wasmhost_component_pulls",
+            "Resolutions of oci:// components, by service and result \
+             (ok, cache: served from the cache without the registry, error)",
+            pulls().0.clone(),
+        );
+        registry.register_with_unit(
+            "wasmhost_component_pull_duration",
+            "How long resolving and pulling an oci:// component took, by service",
+            Unit::Seconds,
+            pulls().1.clone(),
         );
         registry.register(
             "wasmhost_spans_dropped",

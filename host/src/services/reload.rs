@@ -96,6 +96,9 @@ impl Reloader {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
+        for source in manifest.services.iter().filter_map(|s| s.oci.as_ref()) {
+            crate::oci::remember_served(&manifest.host.cache_dir, source);
+        }
         let registry = Arc::new(Registry::new(Snapshot::new(services, 1)));
         let reloader = Arc::new(Reloader {
             manifest_path: manifest.path.clone(),
@@ -138,7 +141,12 @@ impl Reloader {
                 errors: problems.0.iter().map(ToString::to_string).collect(),
                 ..ReloadReport::default()
             },
-            Ok(manifest) => self.apply(&mut state, &manifest),
+            Ok(mut manifest) => {
+                // A component that cannot be pulled fails its service only:
+                // the version it serves stays, the others move on.
+                let unpulled = crate::oci::resolve(&mut manifest);
+                self.apply(&mut state, &manifest, &unpulled)
+            }
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         self.metrics.reload(report.ok());
@@ -183,7 +191,7 @@ impl Reloader {
         report
     }
 
-    fn apply(&self, state: &mut State, manifest: &Manifest) -> ReloadReport {
+    fn apply(&self, state: &mut State, manifest: &Manifest, unpulled: &[Problem]) -> ReloadReport {
         let current = self.registry.load();
         let old: HashMap<&str, &Arc<LoadedService>> =
             current.services.iter().map(|s| (&*s.name, s)).collect();
@@ -213,6 +221,19 @@ impl Reloader {
         let mut services = Vec::new();
         for config in &manifest.services {
             let previous = old.get(config.name.as_str()).copied();
+            if let Some(problem) = unpulled
+                .iter()
+                .find(|p| p.service.as_deref() == Some(config.name.as_str()))
+            {
+                state
+                    .errors
+                    .insert(config.name.clone(), problem.to_string());
+                report.errors.push(problem.to_string());
+                if let Some(prev) = previous {
+                    services.push(prev.clone());
+                }
+                continue;
+            }
             let loaded = ComponentBytes::read(&config.component).and_then(|read| {
                 match previous {
                     // Unchanged: kept as it is, loaded or not.
@@ -249,6 +270,9 @@ impl Reloader {
             match loaded {
                 Ok(service) => {
                     state.errors.remove(&config.name);
+                    if let Some(source) = &config.oci {
+                        crate::oci::remember_served(&manifest.host.cache_dir, source);
+                    }
                     services.push(service);
                 }
                 Err(err) => {
@@ -397,6 +421,9 @@ impl Watched {
                 manifest
                     .services
                     .iter()
+                    // A pulled component never changes in place: a new
+                    // version is a new file, found by resolving again.
+                    .filter(|s| s.oci.is_none())
                     .map(|s| &s.component)
                     .chain(&variable_files)
                     .filter_map(|path| path.parent().map(Path::to_path_buf)),
@@ -409,6 +436,7 @@ impl Watched {
         let files = manifest
             .services
             .iter()
+            .filter(|s| s.oci.is_none())
             .map(|s| s.component.clone())
             .chain(variable_files)
             .chain([manifest.path.clone(), manifest_dir.join("..data")])

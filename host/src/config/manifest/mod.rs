@@ -85,6 +85,8 @@ pub struct HostConfig {
     /// Where embedded key-value stores live, resolved against the
     /// manifest's folder. Default `.wasmhost-data`.
     pub data_dir: PathBuf,
+    /// Registries (`host:port`) reached over plain HTTP instead of HTTPS.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for HostConfig {
@@ -100,6 +102,7 @@ impl Default for HostConfig {
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             data_dir: PathBuf::from(".wasmhost-data"),
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -110,8 +113,11 @@ pub struct ServiceConfig {
     /// Unique name, `[a-z0-9-]+`.
     pub name: String,
     /// The component file, resolved against the manifest's folder; it
-    /// existed when the manifest was checked.
+    /// existed when the manifest was checked. For an `oci://` component,
+    /// its file in the cache once pulled (`crate::oci::resolve`).
     pub component: PathBuf,
+    /// Set when the component is pulled from an OCI registry.
+    pub oci: Option<OciSource>,
     /// From `route` or `routes`, each with the service's `host` (if any).
     /// Never empty.
     pub routes: Vec<Route>,
@@ -136,6 +142,15 @@ pub struct ServiceConfig {
     /// later (a component that fails to compile) can point at it.
     #[serde(skip)]
     pub component_at: (usize, usize),
+}
+
+/// A component given as `oci://REGISTRY/REPO:TAG` or `…@sha256:DIGEST`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OciSource {
+    /// The reference, without `oci://`.
+    pub reference: String,
+    /// The manifest digest it resolved to, once pulled.
+    pub digest: Option<String>,
 }
 
 impl ServiceConfig {

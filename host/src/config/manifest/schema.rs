@@ -186,6 +186,9 @@ section! {
         /// relative to the manifest's folder. Default `".wasmhost-data"`.
         /// Example: `data_dir = "/var/lib/wasmhost"`
         data_dir: String,
+        /// Registries (`host:port`) pulled from over plain HTTP, not HTTPS.
+        /// Default none. Example: `insecure_registries = ["127.0.0.1:5000"]`
+        insecure_registries: Vec<Spanned<MaybeString>>,
     }
 }
 
@@ -201,7 +204,8 @@ section! {
     pub struct ServiceSection in "[[service]]", fields prefixed "" {
         /// Unique name, `[a-z0-9-]+`. Required. Example: `name = "hello"`
         name: ServiceName,
-        /// Path of the `.wasm` component, relative to the manifest's folder.
+        /// Path of the `.wasm` component, relative to the manifest's folder,
+        /// or an OCI reference (`oci://REGISTRY/REPO:TAG`, `…@sha256:…`).
         /// Required. Example: `component = "hello.wasm"`
         component: String,
         /// One route (a path prefix). Either `route` or `routes` is required.

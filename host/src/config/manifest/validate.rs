@@ -28,7 +28,7 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let host = host_config(spec, &dir);
+    let host = host_config(spec, &dir, cx);
     if let Some(t) = spec
         .host
         .header_timeout
@@ -69,7 +69,7 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
     }
 }
 
-fn host_config(spec: &ManifestSpec, dir: &Path) -> HostConfig {
+fn host_config(spec: &ManifestSpec, dir: &Path, cx: &mut Collector<'_>) -> HostConfig {
     let host = &spec.host;
     let defaults = HostConfig::default();
     HostConfig {
@@ -103,6 +103,26 @@ fn host_config(spec: &ManifestSpec, dir: &Path) -> HostConfig {
                 .as_ref()
                 .map_or(".wasmhost-data", |d| d.get_ref()),
         ),
+        insecure_registries: host
+            .insecure_registries
+            .iter()
+            .flat_map(|list| list.get_ref())
+            .filter_map(|registry| match registry.get_ref().as_str() {
+                Ok(name) if !name.is_empty() && !name.contains('/') => Some(name.to_owned()),
+                Ok(name) => {
+                    cx.field(
+                        registry.span(),
+                        "host.insecure_registries",
+                        format!("`{name}`: give a registry as `host:port`, like `127.0.0.1:5000`"),
+                    );
+                    None
+                }
+                Err(message) => {
+                    cx.field(registry.span(), "host.insecure_registries", message);
+                    None
+                }
+            })
+            .collect(),
     }
 }
 
@@ -158,12 +178,24 @@ fn service_config(
         .component
         .as_ref()
         .map_or((0, 0), |c| cx.line_col(c.span().start));
+    let mut oci = None;
     let component = match &s.component {
-        Some(component) => {
-            let resolved = resolve(dir, component.get_ref());
-            check_exists(cx, component.span(), "component", &resolved, Kind::File);
-            resolved
-        }
+        Some(component) => match crate::oci::parse(component.get_ref()) {
+            // Pulled into the cache after the manifest is checked.
+            Some(Ok(source)) => {
+                oci = Some(source);
+                PathBuf::new()
+            }
+            Some(Err(message)) => {
+                cx.field(component.span(), "component", message);
+                PathBuf::new()
+            }
+            None => {
+                let resolved = resolve(dir, component.get_ref());
+                check_exists(cx, component.span(), "component", &resolved, Kind::File);
+                resolved
+            }
+        },
         None => {
             if !s.present.contains(&"component") {
                 missing(
@@ -292,6 +324,7 @@ fn service_config(
     ServiceConfig {
         name,
         component,
+        oci,
         routes,
         limits,
         env,

@@ -1,0 +1,555 @@
+//! Components pulled from OCI registries: `component = "oci://REGISTRY/REPO:TAG"`
+//! or `"oci://REGISTRY/REPO@sha256:DIGEST"`.
+//!
+//! The artifact is the CNCF "Wasm OCI Artifact" layout that `wkg oci push`
+//! writes: an OCI image manifest whose config is
+//! `application/vnd.wasm.config.v0+json` and whose one layer is
+//! `application/wasm`. [`resolve`] turns every such reference of a loaded
+//! manifest into a file in the cache, before anything else reads it, so the
+//! rest of the host (compilation, the precompiled cache, reload) sees a
+//! component file like any other.
+//!
+//! The cache, under `<cache_dir>/oci/`, is content-addressed:
+//! - `blobs/sha256/<hex>.wasm`: a component, written only after its bytes
+//!   were counted and hashed against the manifest's layer digest (the
+//!   compiled-artifact cache keys on the same sha256, so a pulled component
+//!   compiles once per engine, ever);
+//! - `manifests/sha256/<hex>`: the layer digest a manifest digest names, so a
+//!   digest-pinned reference starts with the registry down;
+//! - `tags/<reference>`: the manifest digest a tag last served successfully
+//!   (written by [`remember_served`]), which a tag falls back to, with a
+//!   warning, when the registry cannot be reached at start.
+
+mod auth;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use oci_client::manifest::{OciImageManifest, OciManifest};
+use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::manifest::{Manifest, OciSource};
+use crate::config::problem::{Problem, Problems};
+
+/// The config media type of a Wasm OCI artifact.
+pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+/// The media type of its one layer.
+pub const WASM_LAYER: &str = "application/wasm";
+
+/// The largest component pulled (`[host] max_artifact_size` to come).
+pub const MAX_ARTIFACT: u64 = 256 << 20;
+/// The longest one reference may take to resolve and pull.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A reference from the manifest, checked: `oci://` and a well-formed OCI
+/// reference after it. Its error is the message for the `component` field.
+pub fn parse(component: &str) -> Option<Result<OciSource, String>> {
+    let reference = component.strip_prefix("oci://")?;
+    let host = reference.split('/').next().unwrap_or_default();
+    let names_registry =
+        reference.contains('/') && (host.contains(['.', ':']) || host == "localhost");
+    Some(match Reference::try_from(reference) {
+        Err(err) => Err(format!("`{component}` is not an OCI reference: {err}")),
+        Ok(_) if !names_registry => Err(format!(
+            "`{component}`: name the registry, like `oci://ghcr.io/acme/hello:1.0` \
+             (wasmhost does not assume Docker Hub)"
+        )),
+        Ok(_) => Ok(OciSource {
+            reference: reference.to_owned(),
+            digest: None,
+        }),
+    })
+}
+
+/// Why a pull failed, as the `component` field's problem says it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PullError(String);
+
+fn fail<T>(message: impl Into<String>) -> Result<T, PullError> {
+    Err(PullError(message.into()))
+}
+
+/// Where a component came from.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The component file in the cache.
+    pub path: PathBuf,
+    /// The manifest digest the reference resolved to.
+    pub digest: String,
+    /// Set when the registry was not asked or could not answer and the
+    /// cache served: why, for a warning.
+    pub offline: Option<String>,
+}
+
+/// The `oci/` folder of the cache.
+fn root(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("oci")
+}
+
+fn hex_of(digest: &str) -> Option<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn blob_path(cache_dir: &Path, layer: &str) -> Option<PathBuf> {
+    Some(
+        root(cache_dir)
+            .join("blobs/sha256")
+            .join(format!("{}.wasm", hex_of(layer)?)),
+    )
+}
+
+fn manifest_path(cache_dir: &Path, digest: &str) -> Option<PathBuf> {
+    Some(
+        root(cache_dir)
+            .join("manifests/sha256")
+            .join(hex_of(digest)?),
+    )
+}
+
+/// The file that remembers a tag's last served digest.
+fn tag_path(cache_dir: &Path, reference: &str) -> PathBuf {
+    let name: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    root(cache_dir).join("tags").join(name)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename), in a
+/// folder only the host's user can read.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The cached component a manifest digest names, if both are cached.
+fn cached(cache_dir: &Path, digest: &str) -> Option<PathBuf> {
+    let layer = std::fs::read_to_string(manifest_path(cache_dir, digest)?).ok()?;
+    let blob = blob_path(cache_dir, layer.trim())?;
+    blob.is_file().then_some(blob)
+}
+
+/// Records that `reference` (a tag) served `digest` successfully: where it
+/// starts from when the registry is down.
+pub fn remember_served(cache_dir: &Path, source: &OciSource) {
+    if let Some(digest) = &source.digest
+        && !source.reference.contains('@')
+        && let Err(err) =
+            write_atomically(&tag_path(cache_dir, &source.reference), digest.as_bytes())
+    {
+        tracing::warn!(reference = %source.reference, error = %err, "cannot remember the digest a tag served");
+    }
+}
+
+/// Pull settings, from `[host]`.
+pub struct Puller {
+    client: Client,
+    cache_dir: PathBuf,
+}
+
+impl Puller {
+    /// A puller for `manifest`'s registries (credentials are read now: a
+    /// reload sees changed ones).
+    pub fn new(manifest: &Manifest) -> Result<Puller, PullError> {
+        // reqwest is built without a crypto provider: the host's is ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|cert| oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Der,
+                data: cert.to_vec(),
+            })
+            .collect();
+        let config = oci_client::client::ClientConfig {
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(
+                manifest.host.insecure_registries.clone(),
+            ),
+            tls_certs_only: roots,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        let client = Client::try_from(config)
+            .map_err(|err| PullError(format!("cannot make a registry client: {err}")))?;
+        Ok(Puller {
+            client,
+            cache_dir: manifest.host.cache_dir.clone(),
+        })
+    }
+
+    /// Resolves `source` and makes sure its component is in the cache.
+    pub async fn pull(&self, source: &OciSource) -> Result<Pulled, PullError> {
+        let reference = Reference::try_from(source.reference.as_str())
+            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?;
+        // A digest whose component is cached needs no registry at all.
+        if let Some(digest) = reference.digest()
+            && let Some(path) = cached(&self.cache_dir, digest)
+        {
+            return Ok(Pulled {
+                path,
+                digest: digest.to_owned(),
+                offline: None,
+            });
+        }
+        match tokio::time::timeout(PULL_TIMEOUT, self.fetch(&reference)).await {
+            Ok(Ok(pulled)) => Ok(pulled),
+            Ok(Err(err)) => self.fallback(source, &reference, err),
+            Err(_) => self.fallback(
+                source,
+                &reference,
+                PullError(format!("no answer within {}s", PULL_TIMEOUT.as_secs())),
+            ),
+        }
+    }
+
+    /// A tag the registry could not resolve: the digest it last served, if
+    /// its component is cached.
+    fn fallback(
+        &self,
+        source: &OciSource,
+        reference: &Reference,
+        err: PullError,
+    ) -> Result<Pulled, PullError> {
+        if reference.digest().is_some() {
+            return Err(err);
+        }
+        let remembered = std::fs::read_to_string(tag_path(&self.cache_dir, &source.reference))
+            .ok()
+            .map(|d| d.trim().to_owned());
+        match remembered.and_then(|digest| Some((cached(&self.cache_dir, &digest)?, digest))) {
+            Some((path, digest)) => Ok(Pulled {
+                path,
+                offline: Some(format!(
+                    "{err}; serving {digest}, the digest it last served, from the cache"
+                )),
+                digest,
+            }),
+            None => Err(err),
+        }
+    }
+
+    async fn fetch(&self, reference: &Reference) -> Result<Pulled, PullError> {
+        let auth = auth::for_registry(reference.resolve_registry());
+        let (manifest, digest) = self
+            .client
+            .pull_manifest(reference, &auth)
+            .await
+            .map_err(|err| PullError(format!("the registry refused the manifest: {err}")))?;
+        let (image, digest) = match manifest {
+            OciManifest::Image(image) => (image, digest),
+            OciManifest::ImageIndex(index) => {
+                let entry = index.manifests.iter().find(|entry| {
+                    entry.artifact_type.as_deref() == Some(WASM_CONFIG)
+                        || entry
+                            .platform
+                            .as_ref()
+                            .is_some_and(|p| p.architecture.to_string() == "wasm")
+                });
+                let Some(entry) = entry else {
+                    return fail(format!(
+                        "{digest} is a manifest list with no wasm entry (no platform \
+                         `wasm` and no artifact type `{WASM_CONFIG}`)"
+                    ));
+                };
+                let child = reference.clone_with_digest(entry.digest.clone());
+                match self.client.pull_manifest(&child, &auth).await {
+                    Ok((OciManifest::Image(image), digest)) => (image, digest),
+                    Ok((OciManifest::ImageIndex(_), _)) => {
+                        return fail(format!(
+                            "{}: a manifest list inside a manifest list",
+                            entry.digest
+                        ));
+                    }
+                    Err(err) => {
+                        return fail(format!("the registry refused the manifest: {err}"));
+                    }
+                }
+            }
+        };
+        let layer = wasm_layer(&image, &digest)?;
+        if let Some(path) = blob_path(&self.cache_dir, &layer.digest).filter(|p| p.is_file()) {
+            self.remember_manifest(&digest, &layer.digest)?;
+            return Ok(Pulled {
+                path,
+                digest,
+                offline: None,
+            });
+        }
+        let path = self.download(reference, layer).await?;
+        self.remember_manifest(&digest, &layer.digest)?;
+        Ok(Pulled {
+            path,
+            digest,
+            offline: None,
+        })
+    }
+
+    fn remember_manifest(&self, digest: &str, layer: &str) -> Result<(), PullError> {
+        let Some(path) = manifest_path(&self.cache_dir, digest) else {
+            return fail(format!(
+                "`{digest}`: only sha256 manifest digests are supported"
+            ));
+        };
+        write_atomically(&path, layer.as_bytes()).map_err(|err| {
+            PullError(format!(
+                "cannot write the cache at {}: {err}",
+                path.display()
+            ))
+        })
+    }
+
+    /// Streams the layer into the cache: counted against its declared size
+    /// and the limit as it comes, hashed, and moved into place only when
+    /// both match.
+    async fn download(
+        &self,
+        reference: &Reference,
+        layer: &oci_client::manifest::OciDescriptor,
+    ) -> Result<PathBuf, PullError> {
+        let Some(path) = blob_path(&self.cache_dir, &layer.digest) else {
+            return fail(format!(
+                "`{}`: only sha256 layer digests are supported",
+                layer.digest
+            ));
+        };
+        let expected = u64::try_from(layer.size).unwrap_or(0);
+        let mut stream = self
+            .client
+            .pull_blob_stream(reference, layer)
+            .await
+            .map_err(|err| {
+                PullError(format!("the registry refused the component's blob: {err}"))
+            })?;
+        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                // oci-client checks the digest too, at the end; ours is the
+                // message that names both.
+                Err(err)
+                    if err
+                        .get_ref()
+                        .is_some_and(|e| e.is::<oci_client::errors::DigestError>()) =>
+                {
+                    break;
+                }
+                Err(err) => {
+                    return fail(format!(
+                        "the component's blob broke off after {} of {expected} bytes: {err}",
+                        bytes.len()
+                    ));
+                }
+            };
+            if (bytes.len() + chunk.len()) as u64 > expected {
+                return fail(format!(
+                    "the registry sent more than the {expected} bytes the manifest declares"
+                ));
+            }
+            hasher.update(&chunk);
+            bytes.extend_from_slice(&chunk);
+        }
+        if (bytes.len() as u64) < expected {
+            return fail(format!(
+                "truncated: the registry sent {} of the {expected} bytes the manifest declares",
+                bytes.len()
+            ));
+        }
+        let actual = format!("sha256:{:x}", hasher.finalize());
+        if actual != layer.digest {
+            return fail(format!(
+                "digest mismatch: the manifest names {} but the bytes are {actual}",
+                layer.digest
+            ));
+        }
+        write_atomically(&path, &bytes).map_err(|err| {
+            PullError(format!(
+                "cannot write the cache at {}: {err}",
+                path.display()
+            ))
+        })?;
+        Ok(path)
+    }
+}
+
+/// The manifest's one component layer, if it is a Wasm artifact within the
+/// size limit.
+fn wasm_layer<'a>(
+    image: &'a OciImageManifest,
+    digest: &str,
+) -> Result<&'a oci_client::manifest::OciDescriptor, PullError> {
+    if image.config.media_type != WASM_CONFIG {
+        return fail(format!(
+            "{digest} is not a Wasm component artifact: its config is `{}`, not `{WASM_CONFIG}` \
+             (push components with `wkg oci push`)",
+            image.config.media_type
+        ));
+    }
+    let [layer] = &image.layers[..] else {
+        return fail(format!(
+            "{digest} has {} layers; a Wasm component artifact has exactly one",
+            image.layers.len()
+        ));
+    };
+    if layer.media_type != WASM_LAYER {
+        return fail(format!(
+            "{digest}: its layer is `{}`, not `{WASM_LAYER}`",
+            layer.media_type
+        ));
+    }
+    if layer.size < 0 || layer.size as u64 > MAX_ARTIFACT {
+        return fail(format!(
+            "{digest}: the component is {} bytes, over the {} MiB limit",
+            layer.size,
+            MAX_ARTIFACT >> 20
+        ));
+    }
+    Ok(layer)
+}
+
+/// Pulls every `oci://` component of `manifest` (concurrently, on a
+/// runtime of its own, so any thread may call it) and points each
+/// service's `component` at its cached file. Each failure is a problem
+/// about the service's `component` field, returned; that service's
+/// `component` stays empty.
+pub fn resolve(manifest: &mut Manifest) -> Vec<Problem> {
+    let wanted: Vec<(usize, OciSource)> = manifest
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, s.oci.clone()?)))
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let problem = |manifest: &Manifest, i: usize, message: String| {
+        let service = &manifest.services[i];
+        Problem {
+            file: manifest.path.clone(),
+            line: service.component_at.0,
+            col: service.component_at.1,
+            service: Some(service.name.clone()),
+            field: Some("component".into()),
+            message,
+        }
+    };
+    let puller = match Puller::new(manifest) {
+        Ok(puller) => puller,
+        Err(err) => {
+            return wanted
+                .iter()
+                .map(|(i, _)| problem(manifest, *i, err.to_string()))
+                .collect();
+        }
+    };
+    let results = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|err| PullError(format!("cannot start a runtime to pull: {err}")))?;
+                Ok::<_, PullError>(
+                    runtime.block_on(futures::future::join_all(wanted.iter().map(
+                        |(i, source)| {
+                            let puller = &puller;
+                            let name = manifest.services[*i].name.clone();
+                            async move {
+                                let started = Instant::now();
+                                let result = puller.pull(source).await;
+                                crate::observe::metrics::component_pulled(
+                                    &name,
+                                    match &result {
+                                        Ok(p) if p.offline.is_some() => "cache",
+                                        Ok(_) => "ok",
+                                        Err(_) => "error",
+                                    },
+                                    started.elapsed(),
+                                );
+                                result
+                            }
+                        },
+                    ))),
+                )
+            })
+            .join()
+            .unwrap_or_else(|_| Err(PullError("the pull thread panicked".into())))
+    });
+    let results = match results {
+        Ok(results) => results,
+        Err(err) => {
+            return wanted
+                .iter()
+                .map(|(i, _)| problem(manifest, *i, err.to_string()))
+                .collect();
+        }
+    };
+    let mut problems = Vec::new();
+    for ((i, source), result) in wanted.iter().zip(results) {
+        match result {
+            Ok(pulled) => {
+                let service = &mut manifest.services[*i];
+                if let Some(why) = &pulled.offline {
+                    tracing::warn!(service = %service.name, reference = %source.reference, "{why}");
+                }
+                tracing::info!(
+                    service = %service.name,
+                    reference = %source.reference,
+                    digest = %pulled.digest,
+                    "component resolved"
+                );
+                service.component = pulled.path;
+                service.oci = Some(OciSource {
+                    reference: source.reference.clone(),
+                    digest: Some(pulled.digest),
+                });
+            }
+            Err(err) => problems.push(problem(
+                manifest,
+                *i,
+                format!("oci://{}: {err}", source.reference),
+            )),
+        }
+    }
+    problems
+}
+
+/// [`Manifest::load`], then [`resolve`]: what serving and checking read.
+/// A component that cannot be pulled is a problem like any other.
+pub fn load(path: &Path) -> Result<Manifest, Problems> {
+    let mut manifest = Manifest::load(path)?;
+    let problems = resolve(&mut manifest);
+    if problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(Problems(problems))
+    }
+}
