@@ -264,3 +264,95 @@ fn components_are_pulled_by_tag_and_digest_follow_the_tag_and_start_from_the_cac
         "{stderr}"
     );
 }
+
+#[test]
+fn a_polled_tag_that_moves_under_load_is_served_with_no_failed_request_and_a_broken_one_is_refused()
+{
+    let storage = tempfile::tempdir().unwrap();
+    let registry = Registry::start(storage.path());
+    let tag = format!("{}/poll/svc:live", registry.addr);
+    let first = wkg_push(&registry.addr, &tag, HELLO);
+    let host = TestApp::new()
+        .host_key(
+            "insecure_registries",
+            &format!("[{}]", toml_str(&registry.addr)),
+        )
+        .host_key(
+            "cache_dir",
+            &toml_str(storage.path().join("cache").to_str().unwrap()),
+        )
+        .service(
+            Svc::new("svc", &format!("oci://{tag}"))
+                .route("/svc")
+                .set("poll", "\"1s\""),
+        )
+        .admin()
+        .start();
+    assert_eq!(service_json(&host, "svc")["digest"], first.as_str());
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, served, addr) = (stop.clone(), served.clone(), host.addr);
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match get("/svc").send(addr) {
+                        Ok(resp) if resp.status == 200 => {}
+                        Ok(resp) => failures.push(format!("{} {}", resp.status, resp.text())),
+                        Err(err) => failures.push(err),
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                failures
+            })
+        })
+        .collect();
+
+    // The tag moves: within the poll interval plus a compile, the new
+    // version answers.
+    let moved = wkg_push(&registry.addr, &tag, ECHO);
+    let started = std::time::Instant::now();
+    let live = poll_until(Duration::from_secs(30), || {
+        host.send(get("/svc")).text().starts_with('{')
+    });
+    assert!(live.is_some(), "the moved tag was never served");
+    eprintln!("the moved tag answered after {:?}", started.elapsed());
+    assert_eq!(service_json(&host, "svc")["digest"], moved.as_str());
+
+    // A broken version on the tag: refused, the running one keeps serving,
+    // and the error is on /admin/services.
+    push_raw(&tag, b"\0asm\x0d\0\x01\0 not a component");
+    let refused = poll_until(Duration::from_secs(30), || {
+        service_json(&host, "svc")["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("field `component`"))
+    });
+    assert!(refused.is_some(), "{}", service_json(&host, "svc"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(host.send(get("/svc")).text().starts_with('{'), "echo still");
+    assert_eq!(service_json(&host, "svc")["digest"], moved.as_str());
+
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests of {}: {:?}",
+        failures.len(),
+        served.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served.load(Ordering::Relaxed) > 100);
+    // One reload brought the new version; the broken digest was tried once.
+    let reloads = host.metric(r#"wasmhost_reloads_total{result="error"}"#);
+    assert!(
+        reloads <= 2.0,
+        "the broken digest is not retried every poll: {reloads}"
+    );
+}

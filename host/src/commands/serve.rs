@@ -121,6 +121,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => listen::bind_shared(Plane::Data, listen, workers)?,
         };
         tokio::spawn(registry::unload_idle(registry.clone()));
+        // Always: a reload may bring the first `oci://` service.
+        tokio::spawn(crate::oci::poll::run(
+            registry.clone(),
+            reloader.clone(),
+            manifest.host.insecure_registries.clone(),
+            manifest.host.cache_dir.clone(),
+        ));
 
         let (balance, inboxes) = Balance::new(listeners.len());
         let server = Server::new(

@@ -203,6 +203,13 @@ limits! {
     /// Example: `instance_idle_timeout = "30s"`
     instance_idle_timeout: Duration as HumanDuration = Duration::from_secs(5);
 
+    /// For an `oci://` component named by tag: how often the registry is
+    /// asked whether the tag moved (a moved tag is pulled, compiled off the
+    /// request path and swapped in, as a reload does). Default `"0s"`:
+    /// never; the tag is resolved at start and at each reload.
+    /// Example: `poll = "1m"`
+    poll: Duration as HumanDuration = Duration::ZERO;
+
     /// Load services on their first request instead of at start (the cache
     /// is still filled at start). Default `false`.
     /// Example: `lazy_start = true`

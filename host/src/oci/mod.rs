@@ -21,6 +21,7 @@
 //!   warning, when the registry cannot be reached at start.
 
 mod auth;
+pub mod poll;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -175,9 +176,10 @@ pub struct Puller {
 }
 
 impl Puller {
-    /// A puller for `manifest`'s registries (credentials are read now: a
-    /// reload sees changed ones).
-    pub fn new(manifest: &Manifest) -> Result<Puller, PullError> {
+    /// A puller that keeps components in `cache_dir` and speaks plain HTTP
+    /// to the `insecure` registries (credentials are read as each pull
+    /// starts: a reload sees changed ones).
+    pub fn new(insecure: &[String], cache_dir: &Path) -> Result<Puller, PullError> {
         // reqwest is built without a crypto provider: the host's is ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -188,9 +190,7 @@ impl Puller {
             })
             .collect();
         let config = oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(
-                manifest.host.insecure_registries.clone(),
-            ),
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(insecure.to_vec()),
             tls_certs_only: roots,
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -201,8 +201,25 @@ impl Puller {
             .map_err(|err| PullError(format!("cannot make a registry client: {err}")))?;
         Ok(Puller {
             client,
-            cache_dir: manifest.host.cache_dir.clone(),
+            cache_dir: cache_dir.to_path_buf(),
         })
+    }
+
+    /// The manifest digest a tag names now (a `HEAD` request).
+    pub async fn current_digest(&self, reference: &str) -> Result<String, PullError> {
+        let reference = Reference::try_from(reference)
+            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?;
+        let auth = auth::for_registry(reference.resolve_registry());
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.fetch_manifest_digest(&reference, &auth),
+        )
+        .await
+        {
+            Ok(Ok(digest)) => Ok(digest),
+            Ok(Err(err)) => fail(format!("the registry refused the manifest: {err}")),
+            Err(_) => fail("no answer within 30s"),
+        }
     }
 
     /// Resolves `source` and makes sure its component is in the cache.
@@ -461,7 +478,7 @@ pub fn resolve(manifest: &mut Manifest) -> Vec<Problem> {
             message,
         }
     };
-    let puller = match Puller::new(manifest) {
+    let puller = match Puller::new(&manifest.host.insecure_registries, &manifest.host.cache_dir) {
         Ok(puller) => puller,
         Err(err) => {
             return wanted
