@@ -22,17 +22,31 @@ impl Registry {
             .local_addr()
             .unwrap()
             .port();
-        Registry::start_on(dir, port)
+        Registry::start_on(dir, port, "")
     }
 
-    fn start_on(dir: &Path, port: u16) -> Registry {
+    /// A registry that asks for the credentials in `dir/htpasswd`.
+    fn start_with_auth(dir: &Path) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            dir.join("htpasswd").display()
+        );
+        Registry::start_on(dir, port, &auth)
+    }
+
+    fn start_on(dir: &Path, port: u16, extra: &str) -> Registry {
         let config = dir.join("registry.yml");
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 http:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.join("storage").display()
             ),
         )
@@ -58,7 +72,7 @@ impl Registry {
                 .ok()?;
             let mut answer = String::new();
             stream.read_to_string(&mut answer).ok()?;
-            answer.starts_with("HTTP/1.1 200").then_some(())
+            (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 401")).then_some(())
         };
         let up = poll_until(Duration::from_secs(20), || answers().is_some());
         assert!(
@@ -354,5 +368,324 @@ fn a_polled_tag_that_moves_under_load_is_served_with_no_failed_request_and_a_bro
     assert!(
         reloads <= 2.0,
         "the broken digest is not retried every poll: {reloads}"
+    );
+}
+
+/// A test registry client speaking plain HTTP, with its runtime.
+fn raw_client() -> (tokio::runtime::Runtime, oci_client::Client) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = oci_client::Client::try_from(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    })
+    .unwrap();
+    (runtime, client)
+}
+
+/// `wasmhost check` on a manifest whose one service is `component`: it must
+/// fail, naming the service and field, and say `says`.
+fn refused(dir: &Path, extra_host: &[(&str, &str)], component: &str, says: &str) {
+    let mut app =
+        TestApp::new().host_key("cache_dir", &toml_str(dir.join("cache").to_str().unwrap()));
+    for (key, value) in extra_host {
+        app = app.host_key(key, value);
+    }
+    let app = app.service(Svc::new("bad", component).route("/"));
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+        .arg("check")
+        .arg(app.write())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{component}: {said}");
+    assert!(
+        said.contains("service `bad`") && said.contains("field `component`"),
+        "{component}: {said}"
+    );
+    assert!(
+        said.contains(says),
+        "{component}: expected `{says}` in: {said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+}
+
+/// A fake registry for what a real one never does: a 500, and a blob cut
+/// short. Answers `/v2/`, `GET /v2/trunc/manifests/v1` (a valid Wasm
+/// artifact manifest) and its blob (declared 1000 bytes, 10 sent).
+fn fake_registry() -> String {
+    use sha2::Digest as _;
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let blob = vec![7u8; 1000];
+    let layer = format!("sha256:{:x}", sha2::Sha256::digest(&blob));
+    let config = b"{}".to_vec();
+    let config_digest = format!("sha256:{:x}", sha2::Sha256::digest(&config));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": config_digest, "size": 2},
+        "layers": [{"mediaType": "application/wasm", "digest": layer, "size": 1000}],
+    })
+    .to_string();
+    let manifest_digest = format!("sha256:{:x}", sha2::Sha256::digest(manifest.as_bytes()));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n <= 2) {
+                    break;
+                }
+            }
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let head = line.starts_with("HEAD");
+            let answer = if path == "/v2/" {
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+            } else if path.starts_with("/v2/down/") {
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
+                    .to_owned()
+            } else if path == "/v2/trunc/manifests/v1" {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\n\
+                     docker-content-digest: {manifest_digest}\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{}",
+                    manifest.len(),
+                    if head { "" } else { manifest.as_str() }
+                )
+            } else if path.starts_with("/v2/trunc/blobs/") {
+                // Declares the whole blob, sends a tenth of it, hangs up.
+                "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07"
+                    .to_owned()
+            } else {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn bad_artifacts_and_registry_answers_are_refused_with_their_reason_and_credentials_come_from_the_auth_file()
+ {
+    use sha2::Digest as _;
+    let storage = tempfile::tempdir().unwrap();
+    let registry = Registry::start(storage.path());
+    let r = registry.addr.clone();
+    let insecure = format!("[{}]", toml_str(&r));
+    let plain = [("insecure_registries", insecure.as_str())];
+    let (runtime, client) = raw_client();
+    let auth = oci_client::secrets::RegistryAuth::Anonymous;
+
+    // Not found.
+    refused(
+        storage.path(),
+        &plain,
+        &format!("oci://{r}/none/here:v1"),
+        "manifest unknown",
+    );
+
+    // A container image, not a Wasm artifact.
+    let reference: oci_client::Reference = format!("{r}/bad/image:v1").parse().unwrap();
+    runtime
+        .block_on(client.push(
+            &reference,
+            &[oci_client::client::ImageLayer::new(
+                b"layer".to_vec(),
+                "application/vnd.oci.image.layer.v1.tar".into(),
+                None,
+            )],
+            oci_client::client::Config::new(
+                b"{}".to_vec(),
+                "application/vnd.oci.image.config.v1+json".into(),
+                None,
+            ),
+            &auth,
+            None,
+        ))
+        .unwrap();
+    refused(
+        storage.path(),
+        &plain,
+        &format!("oci://{reference}"),
+        "is not a Wasm component artifact",
+    );
+
+    // Over the size limit.
+    let hello_digest = wkg_push(&r, &format!("{r}/bad/big:v1"), HELLO);
+    refused(
+        storage.path(),
+        &[plain[0], ("max_artifact_size", "\"1KiB\"")],
+        &format!("oci://{r}/bad/big:v1"),
+        "max_artifact_size",
+    );
+
+    // A manifest list with no wasm entry.
+    let hello_ref: oci_client::Reference = format!("{r}/bad/big@{hello_digest}").parse().unwrap();
+    let (raw, _) = runtime
+        .block_on(client.pull_manifest_raw(
+            &hello_ref,
+            &auth,
+            &["application/vnd.oci.image.manifest.v1+json"],
+        ))
+        .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": hello_digest,
+            "size": raw.len(),
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    });
+    let list: oci_client::Reference = format!("{r}/bad/big:list").parse().unwrap();
+    runtime
+        .block_on(client.push_manifest_raw(
+            &list,
+            index.to_string().into_bytes(),
+            http::HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        ))
+        .unwrap();
+    refused(
+        storage.path(),
+        &plain,
+        &format!("oci://{list}"),
+        "no wasm entry",
+    );
+
+    // Bytes that are not what the manifest names: the registry's stored
+    // blob is overwritten (same length, other content).
+    let echo_layer = format!("{:x}", sha2::Sha256::digest(std::fs::read(ECHO).unwrap()));
+    wkg_push(&r, &format!("{r}/bad/tampered:v1"), ECHO);
+    let data = storage
+        .path()
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&echo_layer[..2])
+        .join(&echo_layer)
+        .join("data");
+    let len = std::fs::metadata(&data).unwrap().len() as usize;
+    std::fs::write(&data, vec![0u8; len]).unwrap();
+    refused(
+        storage.path(),
+        &plain,
+        &format!("oci://{r}/bad/tampered:v1"),
+        "digest mismatch",
+    );
+    assert!(
+        !storage
+            .path()
+            .join("cache/oci/blobs/sha256")
+            .join(format!("{echo_layer}.wasm"))
+            .exists(),
+        "nothing unverified enters the cache"
+    );
+
+    // HTTPS is the default: a plain-HTTP registry not listed is not reached.
+    refused(
+        storage.path(),
+        &[],
+        &format!("oci://{r}/bad/big:v1"),
+        "oci://",
+    );
+
+    // A 500, and a blob cut short.
+    let fake = fake_registry();
+    let fake_plain = format!("[{}]", toml_str(&fake));
+    let fake_host = [("insecure_registries", fake_plain.as_str())];
+    refused(
+        storage.path(),
+        &fake_host,
+        &format!("oci://{fake}/down/x:v1"),
+        "500",
+    );
+    refused(
+        storage.path(),
+        &fake_host,
+        &format!("oci://{fake}/trunc:v1"),
+        "of 1000 bytes",
+    );
+    drop(registry);
+
+    // A registry that wants credentials: refused without, pulled with the
+    // ones an auth file gives (a mounted imagePullSecret).
+    let secured = tempfile::tempdir().unwrap();
+    std::fs::write(
+        secured.path().join("htpasswd"),
+        "testuser:$2y$05$8/q2bfRcX74EuxGf0qOcSuhWDQJXrgWiy6Fi73/JM2tKC66qSrLve\n",
+    )
+    .unwrap();
+    let registry = Registry::start_with_auth(secured.path());
+    let r = registry.addr.clone();
+    let wkg = std::env::var("WKG").unwrap_or_else(|_| "wkg".into());
+    let pushed = Command::new(&wkg)
+        .args([
+            "oci",
+            "push",
+            "--insecure",
+            &r,
+            "-u",
+            "testuser",
+            "-p",
+            "testpassword",
+        ])
+        .arg(format!("{r}/private/hello:v1"))
+        .arg(HELLO)
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let insecure = format!("[{}]", toml_str(&r));
+    let plain = [("insecure_registries", insecure.as_str())];
+    refused(
+        secured.path(),
+        &plain,
+        &format!("oci://{r}/private/hello:v1"),
+        "401",
+    );
+
+    let auth_dir = secured.path().join("docker");
+    std::fs::create_dir_all(&auth_dir).unwrap();
+    std::fs::write(
+        auth_dir.join("config.json"),
+        format!(r#"{{"auths":{{"{r}":{{"auth":"dGVzdHVzZXI6dGVzdHBhc3N3b3Jk"}}}}}}"#),
+    )
+    .unwrap();
+    let host = TestApp::new()
+        .host_key("insecure_registries", &insecure)
+        .host_key(
+            "cache_dir",
+            &toml_str(secured.path().join("cache").to_str().unwrap()),
+        )
+        .service(Svc::new("private", &format!("oci://{r}/private/hello:v1")).route("/"))
+        .env("DOCKER_CONFIG", auth_dir.to_str().unwrap())
+        .admin()
+        .start();
+    assert!(host.send(get("/")).text().contains("hello"));
+    let services = host.admin(get("/admin/services")).text();
+    assert!(
+        !services.contains("testpassword") && !services.contains("dGVzdHVzZXI6"),
+        "{services}"
     );
 }

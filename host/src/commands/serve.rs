@@ -125,8 +125,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(crate::oci::poll::run(
             registry.clone(),
             reloader.clone(),
-            manifest.host.insecure_registries.clone(),
-            manifest.host.cache_dir.clone(),
+            manifest.host.clone(),
         ));
 
         let (balance, inboxes) = Balance::new(listeners.len());

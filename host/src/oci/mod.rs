@@ -32,18 +32,13 @@ use oci_client::manifest::{OciImageManifest, OciManifest};
 use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::manifest::{Manifest, OciSource};
+use crate::config::manifest::{HostConfig, Manifest, OciSource};
 use crate::config::problem::{Problem, Problems};
 
 /// The config media type of a Wasm OCI artifact.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 /// The media type of its one layer.
 pub const WASM_LAYER: &str = "application/wasm";
-
-/// The largest component pulled (`[host] max_artifact_size` to come).
-pub const MAX_ARTIFACT: u64 = 256 << 20;
-/// The longest one reference may take to resolve and pull.
-pub const PULL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A reference from the manifest, checked: `oci://` and a well-formed OCI
 /// reference after it. Its error is the message for the `component` field.
@@ -125,7 +120,11 @@ fn tag_path(cache_dir: &Path, reference: &str) -> PathBuf {
             }
         })
         .collect();
-    root(cache_dir).join("tags").join(name)
+    // Readable, and unambiguous (`a/b` and `a_b` differ by their hash).
+    let hash = format!("{:x}", Sha256::digest(reference.as_bytes()));
+    root(cache_dir)
+        .join("tags")
+        .join(format!("{name}-{}", &hash[..16]))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename), in a
@@ -169,17 +168,21 @@ pub fn remember_served(cache_dir: &Path, source: &OciSource) {
     }
 }
 
-/// Pull settings, from `[host]`.
+/// Pulls components into the cache, with the `[host]` settings.
 pub struct Puller {
     client: Client,
     cache_dir: PathBuf,
+    /// `[host] max_artifact_size`.
+    max_size: u64,
+    /// `[host] pull_timeout`.
+    timeout: Duration,
 }
 
 impl Puller {
-    /// A puller that keeps components in `cache_dir` and speaks plain HTTP
-    /// to the `insecure` registries (credentials are read as each pull
-    /// starts: a reload sees changed ones).
-    pub fn new(insecure: &[String], cache_dir: &Path) -> Result<Puller, PullError> {
+    /// A puller with `host`'s settings: components kept in its `cache_dir`,
+    /// plain HTTP to its `insecure_registries` (credentials are read as
+    /// each pull starts: a reload sees changed ones).
+    pub fn new(host: &HostConfig) -> Result<Puller, PullError> {
         // reqwest is built without a crypto provider: the host's is ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -190,7 +193,9 @@ impl Puller {
             })
             .collect();
         let config = oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(insecure.to_vec()),
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(
+                host.insecure_registries.clone(),
+            ),
             tls_certs_only: roots,
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -201,7 +206,9 @@ impl Puller {
             .map_err(|err| PullError(format!("cannot make a registry client: {err}")))?;
         Ok(Puller {
             client,
-            cache_dir: cache_dir.to_path_buf(),
+            cache_dir: host.cache_dir.clone(),
+            max_size: host.max_artifact_size,
+            timeout: host.pull_timeout,
         })
     }
 
@@ -217,7 +224,7 @@ impl Puller {
         .await
         {
             Ok(Ok(digest)) => Ok(digest),
-            Ok(Err(err)) => fail(format!("the registry refused the manifest: {err}")),
+            Ok(Err(err)) => fail(refusal("manifest", &reference, &err)),
             Err(_) => fail("no answer within 30s"),
         }
     }
@@ -236,13 +243,16 @@ impl Puller {
                 offline: None,
             });
         }
-        match tokio::time::timeout(PULL_TIMEOUT, self.fetch(&reference)).await {
+        match tokio::time::timeout(self.timeout, self.fetch(&reference)).await {
             Ok(Ok(pulled)) => Ok(pulled),
             Ok(Err(err)) => self.fallback(source, &reference, err),
             Err(_) => self.fallback(
                 source,
                 &reference,
-                PullError(format!("no answer within {}s", PULL_TIMEOUT.as_secs())),
+                PullError(format!(
+                    "not pulled within {:?} (`[host] pull_timeout`)",
+                    self.timeout
+                )),
             ),
         }
     }
@@ -279,7 +289,7 @@ impl Puller {
             .client
             .pull_manifest(reference, &auth)
             .await
-            .map_err(|err| PullError(format!("the registry refused the manifest: {err}")))?;
+            .map_err(|err| PullError(refusal("manifest", reference, &err)))?;
         let (image, digest) = match manifest {
             OciManifest::Image(image) => (image, digest),
             OciManifest::ImageIndex(index) => {
@@ -306,12 +316,12 @@ impl Puller {
                         ));
                     }
                     Err(err) => {
-                        return fail(format!("the registry refused the manifest: {err}"));
+                        return fail(refusal("manifest", &child, &err));
                     }
                 }
             }
         };
-        let layer = wasm_layer(&image, &digest)?;
+        let layer = wasm_layer(&image, &digest, self.max_size)?;
         if let Some(path) = blob_path(&self.cache_dir, &layer.digest).filter(|p| p.is_file()) {
             self.remember_manifest(&digest, &layer.digest)?;
             return Ok(Pulled {
@@ -362,9 +372,7 @@ impl Puller {
             .client
             .pull_blob_stream(reference, layer)
             .await
-            .map_err(|err| {
-                PullError(format!("the registry refused the component's blob: {err}"))
-            })?;
+            .map_err(|err| PullError(refusal("component's blob", reference, &err)))?;
         let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
@@ -417,11 +425,35 @@ impl Puller {
     }
 }
 
+/// What the registry's refusal of `what` means, for the problem.
+fn refusal(
+    what: &str,
+    reference: &Reference,
+    err: &oci_client::errors::OciDistributionError,
+) -> String {
+    use oci_client::errors::OciDistributionError as E;
+    match err {
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => format!(
+            "the registry answered 401 Unauthorized for the {what}: no credentials for `{}` in \
+             $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json, or \
+             they were refused",
+            reference.resolve_registry()
+        ),
+        E::RequestError(err) => format!(
+            "cannot reach the registry for the {what}: {err} (for a registry without TLS, \
+             list `{}` in `[host] insecure_registries`)",
+            reference.resolve_registry()
+        ),
+        other => format!("the registry refused the {what}: {other}"),
+    }
+}
+
 /// The manifest's one component layer, if it is a Wasm artifact within the
 /// size limit.
 fn wasm_layer<'a>(
     image: &'a OciImageManifest,
     digest: &str,
+    max_size: u64,
 ) -> Result<&'a oci_client::manifest::OciDescriptor, PullError> {
     if image.config.media_type != WASM_CONFIG {
         return fail(format!(
@@ -442,11 +474,11 @@ fn wasm_layer<'a>(
             layer.media_type
         ));
     }
-    if layer.size < 0 || layer.size as u64 > MAX_ARTIFACT {
+    if layer.size < 0 || layer.size as u64 > max_size {
         return fail(format!(
-            "{digest}: the component is {} bytes, over the {} MiB limit",
-            layer.size,
-            MAX_ARTIFACT >> 20
+            "{digest}: the component is {} bytes, over the {max_size}-byte limit \
+             (`[host] max_artifact_size`)",
+            layer.size
         ));
     }
     Ok(layer)
@@ -478,7 +510,7 @@ pub fn resolve(manifest: &mut Manifest) -> Vec<Problem> {
             message,
         }
     };
-    let puller = match Puller::new(&manifest.host.insecure_registries, &manifest.host.cache_dir) {
+    let puller = match Puller::new(&manifest.host) {
         Ok(puller) => puller,
         Err(err) => {
             return wanted
@@ -568,5 +600,34 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
         Ok(manifest)
     } else {
         Err(Problems(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_checked_when_the_manifest_is() {
+        assert_eq!(parse("hello.wasm"), None);
+        let ok = parse("oci://ghcr.io/acme/hello:1.0").unwrap().unwrap();
+        assert_eq!(ok.reference, "ghcr.io/acme/hello:1.0");
+        let pinned = format!("oci://127.0.0.1:5000/a/b@sha256:{}", "ab".repeat(32));
+        assert!(parse(&pinned).unwrap().is_ok());
+        assert!(parse("oci://localhost/hello:v1").unwrap().is_ok());
+        let bare = parse("oci://hello:v1").unwrap().unwrap_err();
+        assert!(bare.contains("name the registry"), "{bare}");
+        let bad = parse("oci://ghcr.io/Acme/Hello:v1").unwrap().unwrap_err();
+        assert!(bad.contains("is not an OCI reference"), "{bad}");
+        let short = parse("oci://ghcr.io/a/b@sha256:abc").unwrap().unwrap_err();
+        assert!(short.contains("is not an OCI reference"), "{short}");
+    }
+
+    #[test]
+    fn tag_files_are_plain_names() {
+        let path = tag_path(Path::new("/c"), "127.0.0.1:5000/a/b:v1");
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("127.0.0.1_5000_a_b_v1-"), "{name}");
+        assert_ne!(path, tag_path(Path::new("/c"), "127.0.0.1:5000/a_b:v1"));
     }
 }

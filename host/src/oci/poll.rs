@@ -7,25 +7,20 @@
 //! the next poll; the running version keeps serving.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Puller;
+use crate::config::manifest::HostConfig;
 use crate::services::registry::Registry;
 use crate::services::reload::Reloader;
 
 /// How often the poller looks for services whose poll is due.
 const TICK: Duration = Duration::from_millis(500);
 
-/// Polls the tags of `registry`'s services for as long as the host runs.
-/// `insecure` and `cache_dir` are the `[host]` settings at start.
-pub async fn run(
-    registry: Arc<Registry>,
-    reloader: Arc<Reloader>,
-    insecure: Vec<String>,
-    cache_dir: PathBuf,
-) {
+/// Polls the tags of `registry`'s services for as long as the host runs,
+/// with the `[host]` settings it started with.
+pub async fn run(registry: Arc<Registry>, reloader: Arc<Reloader>, host: HostConfig) {
     let mut puller = None;
     let mut last_asked: HashMap<Arc<str>, Instant> = HashMap::new();
     let mut failures_logged: HashMap<Arc<str>, String> = HashMap::new();
@@ -56,7 +51,7 @@ pub async fn run(
         }
         let puller = match &puller {
             Some(puller) => puller,
-            None => match Puller::new(&insecure, &cache_dir) {
+            None => match Puller::new(&host) {
                 Ok(made) => puller.insert(made),
                 Err(err) => {
                     tracing::error!(error = %err, "cannot poll registries");

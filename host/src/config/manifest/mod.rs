@@ -87,6 +87,12 @@ pub struct HostConfig {
     pub data_dir: PathBuf,
     /// Registries (`host:port`) reached over plain HTTP instead of HTTPS.
     pub insecure_registries: Vec<String>,
+    /// The largest `oci://` component pulled, in bytes. Default 256 MiB.
+    pub max_artifact_size: u64,
+    /// The longest one `oci://` component may take to resolve and pull.
+    /// Default 2 minutes.
+    #[serde(serialize_with = "serialize_duration")]
+    pub pull_timeout: Duration,
 }
 
 impl Default for HostConfig {
@@ -103,6 +109,8 @@ impl Default for HostConfig {
             max_connections: 10_000,
             data_dir: PathBuf::from(".wasmhost-data"),
             insecure_registries: Vec::new(),
+            max_artifact_size: 256 << 20,
+            pull_timeout: Duration::from_secs(120),
         }
     }
 }

@@ -26,7 +26,7 @@ use super::units::{ListenAddr, RouteHost, RoutePrefix, ServiceName};
 use super::variables::VariableSpec;
 use crate::config::limits::LimitKeys;
 use crate::config::problem::Collector;
-use crate::config::units::{Count, HumanDuration};
+use crate::config::units::{ByteSize, Count, HumanDuration};
 
 /// Declares a manifest table: the struct (every field an optional spanned
 /// value, plus the embedded `LimitKeys` after `..limits`), its `KEYS` (the
@@ -189,6 +189,12 @@ section! {
         /// Registries (`host:port`) pulled from over plain HTTP, not HTTPS.
         /// Default none. Example: `insecure_registries = ["127.0.0.1:5000"]`
         insecure_registries: Vec<Spanned<MaybeString>>,
+        /// The largest `oci://` component pulled. Default `"256MiB"`.
+        /// Example: `max_artifact_size = "64MiB"`
+        max_artifact_size: ByteSize,
+        /// The longest one `oci://` component may take to resolve and pull.
+        /// Default `"2m"`. Example: `pull_timeout = "30s"`
+        pull_timeout: HumanDuration,
     }
 }
 

@@ -37,6 +37,14 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
     {
         cx.field(t.span(), "host.header_timeout", "must be longer than `0s`");
     }
+    if let Some(t) = spec
+        .host
+        .pull_timeout
+        .as_ref()
+        .filter(|t| t.get_ref().0 == Duration::ZERO)
+    {
+        cx.field(t.span(), "host.pull_timeout", "must be longer than `0s`");
+    }
     spec.defaults.limits.check(cx, "defaults.");
     let defaults = spec.defaults.limits.apply_to(&Limits::default());
 
@@ -103,6 +111,14 @@ fn host_config(spec: &ManifestSpec, dir: &Path, cx: &mut Collector<'_>) -> HostC
                 .as_ref()
                 .map_or(".wasmhost-data", |d| d.get_ref()),
         ),
+        max_artifact_size: host
+            .max_artifact_size
+            .as_ref()
+            .map_or(defaults.max_artifact_size, |m| m.get_ref().0),
+        pull_timeout: host
+            .pull_timeout
+            .as_ref()
+            .map_or(defaults.pull_timeout, |t| t.get_ref().0),
         insecure_registries: host
             .insecure_registries
             .iter()
