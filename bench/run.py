@@ -55,7 +55,7 @@ WASMTIME_HEAVY_TUNED = [
     "-S", "cli=y",
 ]
 
-SECTIONS = ["throughput", "cold", "fairness", "heavy", "kv", "chain", "tracing"]
+SECTIONS = ["throughput", "cold", "fairness", "heavy", "kv", "chain", "tracing", "oci"]
 HEAVY_GUESTS = ["hello", "router", "python", "js"]
 
 
@@ -599,6 +599,51 @@ def tracing_cost(args, folder):
         sink.stop()
 
 
+def oci_cold(args, folder):
+    """Cold start of hello from a file against hello pulled from an OCI
+    registry into the cache (by digest: no registry contact; by tag: the
+    registry resolves it at start), the cache warm for all: alternating
+    starts. The registry is Debian's docker-registry; wkg pushes."""
+    port = free_port()
+    registry_dir = os.path.join(folder, "registry")
+    os.makedirs(registry_dir, exist_ok=True)
+    config = os.path.join(registry_dir, "config.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {registry_dir}/data\n"
+                f"http:\n  addr: 127.0.0.1:{port}\n")
+    registry = subprocess.Popen(["docker-registry", "serve", config], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_http(port, "/v2/", deadline_s=20)
+        wkg = shutil.which("wkg") or os.path.expanduser("~/.cache/wasmhost-tools/bin/wkg")
+        addr = f"127.0.0.1:{port}"
+        pushed = subprocess.run([wkg, "oci", "push", "--insecure", addr,
+                                 f"{addr}/bench/hello:v1", f"{GUESTS}/hello.wasm"],
+                                check=True, capture_output=True, text=True).stdout
+        digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed).group(1)
+        insecure = f'insecure_registries = ["{addr}"]\n'
+        manifests = {
+            "file": f"{GUESTS}/hello.wasm",
+            "oci by digest (cached)": f"oci://{addr}/bench/hello@{digest}",
+            "oci by tag (registry resolves)": f"oci://{addr}/bench/hello:v1",
+        }
+        targets = {}
+        for i, (name, component) in enumerate(manifests.items()):
+            manifest = write_manifest(folder, f"oci-{i}.toml",
+                                      [{"name": "hello", "component": component, "route": "/"}],
+                                      host_extra=insecure)
+            subprocess.run([args.wasmhost, "compile", manifest], check=True, env=clean_env(),
+                           stdout=subprocess.DEVNULL)
+            p = free_port()
+            targets[name] = ([args.wasmhost, "serve", manifest, "--listen", f"127.0.0.1:{p}"],
+                             p, "/")
+        return cold_starts(targets, args.cold_repeats)
+    finally:
+        registry.terminate()
+        registry.wait()
+
+
 def split_list(value, allowed, flag):
     items = [x.strip() for x in value.split(",") if x.strip()]
     unknown = [x for x in items if x not in allowed]
@@ -692,6 +737,10 @@ def main():
               f"-d{args.heavy_seconds}s each", file=sys.stderr)
         report["tracing"] = tracing_cost(args, folder)
 
+    if "oci" in only:
+        print(f"oci: {args.cold_repeats} alternating cold starts each", file=sys.stderr)
+        report["oci"] = oci_cold(args, folder)
+
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -737,6 +786,21 @@ def print_report(report, args):
         print_chain(report, args)
     if "tracing" in report:
         print_tracing(report, args)
+    if "oci" in report:
+        print_oci(report, args)
+
+
+def print_oci(report, args):
+    o = report["oci"]
+    print(f"## Cold start from a registry (hello, warm cache, median of {args.cold_repeats} "
+          "alternating starts)\n")
+    print("| component | median ms | min ms |")
+    print("|---|---:|---:|")
+    for name, r in o.items():
+        print(f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f} |")
+    base = o["file"]["median_ms"]
+    print("\n" + ", ".join(f"{name}: {r['median_ms'] / base:.2f}x of file"
+                           for name, r in o.items() if name != "file") + "\n")
 
 
 def print_throughput(report, args):

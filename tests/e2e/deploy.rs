@@ -141,9 +141,14 @@ fn the_knative_service_parses_and_has_what_the_host_relies_on() {
 
 /// `kubectl kustomize deploy/k8s`, as YAML documents.
 fn kustomized() -> (String, Vec<serde_json::Value>) {
+    kustomize("k8s")
+}
+
+/// `kubectl kustomize deploy/<dir>`, as text and YAML documents.
+fn kustomize(dir: &str) -> (String, Vec<serde_json::Value>) {
     let output = Command::new("kubectl")
         .arg("kustomize")
-        .arg(deploy_dir().join("k8s"))
+        .arg(deploy_dir().join(dir))
         .output()
         .expect("running kubectl (the Kubernetes client)");
     assert!(
@@ -287,4 +292,64 @@ fn the_deployment_probes_drains_and_runs_locked_down() {
         grace > pre_stop + secs_ceil(shutdown_grace),
         "terminationGracePeriodSeconds {grace} <= preStop {pre_stop} s + shutdown_grace {shutdown_grace:?}"
     );
+}
+
+#[test]
+fn the_oci_example_validates_and_names_every_component_by_digest() {
+    let (text, docs) = kustomize("k8s-oci");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasmhost-oci.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let output = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .arg(&file)
+        .output()
+        .expect("running kubernetes-validate (PyPI; scripts/test.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    // The manifest parses, and pulls every component by digest.
+    let manifest = dir.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        doc("ConfigMap")["data"]["manifest.toml"].as_str().unwrap(),
+    )
+    .unwrap();
+    let parsed = Manifest::load(&manifest).unwrap_or_else(|problems| panic!("{problems}"));
+    assert!(!parsed.services.is_empty());
+    for service in &parsed.services {
+        let source = service.oci.as_ref().expect("an oci:// component");
+        assert!(
+            source.reference.contains("@sha256:"),
+            "{}",
+            source.reference
+        );
+    }
+    // The cache it pulls into is writable (an emptyDir) while the root file
+    // system stays read-only, and the credentials come from a file.
+    let deployment = doc("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let cache = parsed.host.cache_dir.to_str().unwrap().to_owned();
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == cache.as_str())
+        .expect("a volume at cache_dir");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert!(volume.get("emptyDir").is_some(), "{volume}");
+    let env = container["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "DOCKER_CONFIG"));
+    assert!(env.iter().any(|e| e["name"] == "WASMHOST_ADMIN_TOKEN"));
 }

@@ -350,6 +350,16 @@ fn a_polled_tag_that_moves_under_load_is_served_with_no_failed_request_and_a_bro
     assert!(host.send(get("/svc")).text().starts_with('{'), "echo still");
     assert_eq!(service_json(&host, "svc")["digest"], moved.as_str());
 
+    // The registry goes away: polls fail, the service keeps serving, and
+    // /admin/services says why.
+    drop(registry);
+    let noted = poll_until(Duration::from_secs(15), || {
+        service_json(&host, "svc")["last_pull_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("polling:"))
+    });
+    assert!(noted.is_some(), "{}", service_json(&host, "svc"));
+
     stop.store(true, Ordering::Relaxed);
     let failures: Vec<String> = clients
         .into_iter()
@@ -439,45 +449,53 @@ fn fake_registry() -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).map_or(true, |n| n <= 2) {
-                    break;
+            let (manifest, manifest_digest) = (manifest.clone(), manifest_digest.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
                 }
-            }
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let head = line.starts_with("HEAD");
-            let answer = if path == "/v2/" {
-                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
-            } else if path.starts_with("/v2/down/") {
-                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).map_or(true, |n| n <= 2) {
+                        break;
+                    }
+                }
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let head = line.starts_with("HEAD");
+                if path.starts_with("/v2/hang/") {
+                    // Never answers (nor hangs up).
+                    std::thread::sleep(Duration::from_secs(600));
+                    return;
+                }
+                let answer = if path == "/v2/" {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+                } else if path.starts_with("/v2/down/") {
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
                     .to_owned()
-            } else if path == "/v2/trunc/manifests/v1" {
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\n\
+                } else if path == "/v2/trunc/manifests/v1" {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\n\
                      docker-content-digest: {manifest_digest}\r\ncontent-length: {}\r\n\
                      connection: close\r\n\r\n{}",
-                    manifest.len(),
-                    if head { "" } else { manifest.as_str() }
-                )
-            } else if path.starts_with("/v2/trunc/blobs/") {
-                // Declares the whole blob, sends a tenth of it, hangs up.
-                "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07"
+                        manifest.len(),
+                        if head { "" } else { manifest.as_str() }
+                    )
+                } else if path.starts_with("/v2/trunc/blobs/") {
+                    // Declares the whole blob, sends a tenth of it, hangs up.
+                    "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07"
                     .to_owned()
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = stream.write_all(answer.as_bytes());
+                } else {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            });
         }
     });
     addr
@@ -623,6 +641,19 @@ fn bad_artifacts_and_registry_answers_are_refused_with_their_reason_and_credenti
         &format!("oci://{fake}/trunc:v1"),
         "of 1000 bytes",
     );
+    // A registry that never answers: the pull gives up at `pull_timeout`.
+    let started = std::time::Instant::now();
+    refused(
+        storage.path(),
+        &[fake_host[0], ("pull_timeout", "\"1s\"")],
+        &format!("oci://{fake}/hang/x:v1"),
+        "pull_timeout",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     drop(registry);
 
     // A registry that wants credentials: refused without, pulled with the
@@ -688,4 +719,108 @@ fn bad_artifacts_and_registry_answers_are_refused_with_their_reason_and_credenti
         !services.contains("testpassword") && !services.contains("dGVzdHVzZXI6"),
         "{services}"
     );
+}
+
+#[test]
+fn three_replicas_behind_haproxy_polling_one_tag_converge_on_its_new_digest_with_no_failed_request()
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let storage = tempfile::tempdir().unwrap();
+    let registry = Registry::start(storage.path());
+    let tag = format!("{}/fleet/svc:stable", registry.addr);
+    let first = wkg_push(&registry.addr, &tag, HELLO);
+
+    // Three replicas, each with its own cache (as pods have), one manifest
+    // each otherwise identical.
+    let replicas: Vec<Host> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let manifest = storage.path().join(format!("replica{i}.toml"));
+            std::fs::write(
+                &manifest,
+                format!(
+                    "[host]\nwatch = false\ncache_dir = {cache}\ninsecure_registries = [{r}]\n\n\
+                     [[service]]\nname = \"svc\"\ncomponent = {c}\nroute = \"/\"\npoll = \"1s\"\n",
+                    cache = toml_str(storage.path().join(format!("cache{i}")).to_str().unwrap()),
+                    r = toml_str(&registry.addr),
+                    c = toml_str(&format!("oci://{tag}")),
+                ),
+            )
+            .unwrap();
+            let free = |ip: &str| TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap();
+            Host::start(StartOptions {
+                manifest: &manifest,
+                args: vec![
+                    "--listen".into(),
+                    free(ip).to_string(),
+                    "--admin".into(),
+                    free(ip).to_string(),
+                ],
+                env: Vec::new(),
+            })
+        })
+        .collect();
+    let backends: Vec<_> = replicas
+        .iter()
+        .map(|h| (h.addr, h.admin.unwrap()))
+        .collect();
+    let haproxy = crate::replicas::Haproxy::start_for(&backends);
+    for replica in &replicas {
+        assert_eq!(service_json(replica, "svc")["digest"], first.as_str());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, served, addr) = (stop.clone(), served.clone(), haproxy.addr);
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match get("/").send(addr) {
+                        Ok(resp) if resp.status == 200 => {}
+                        Ok(resp) => failures.push(format!("{} {}", resp.status, resp.text())),
+                        Err(err) => failures.push(err),
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                failures
+            })
+        })
+        .collect();
+
+    let moved = wkg_push(&registry.addr, &tag, ECHO);
+    let started = std::time::Instant::now();
+    let converged = poll_until(Duration::from_secs(30), || {
+        replicas
+            .iter()
+            .all(|r| service_json(r, "svc")["digest"] == moved.as_str())
+    });
+    assert!(
+        converged.is_some(),
+        "the replicas did not all move to {moved}"
+    );
+    eprintln!("three replicas converged after {:?}", started.elapsed());
+    // Every answer through the balancer is the new version now.
+    for _ in 0..30 {
+        let resp = get("/").send(haproxy.addr).unwrap();
+        assert!(resp.text().starts_with('{'), "{}", resp.text());
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests of {}: {:?}",
+        failures.len(),
+        served.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served.load(Ordering::Relaxed) > 100);
 }

@@ -164,6 +164,7 @@ fn services(state: &AdminState) -> serde_json::Value {
                 // digest it serves.
                 "reference": service.config.oci.as_ref().map(|o| format!("oci://{}", o.reference)),
                 "digest": service.config.oci.as_ref().and_then(|o| o.digest.as_deref()),
+                "last_pull_error": service.config.oci.as_ref().and_then(|_| crate::oci::last_pull_error(&service.name)),
                 "sha256": service.sha256,
                 "world": service.world(),
                 "generation": service.generation,

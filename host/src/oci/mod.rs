@@ -60,6 +60,40 @@ pub fn parse(component: &str) -> Option<Result<OciSource, String>> {
     })
 }
 
+/// The last pull error of each service (cleared by its next success), for
+/// `/admin/services`: pulls at reload and polls that could not reach the
+/// registry.
+fn pull_errors() -> &'static std::sync::Mutex<std::collections::HashMap<String, String>> {
+    static ERRORS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    ERRORS.get_or_init(Default::default)
+}
+
+/// Records the outcome of `service`'s last pull or poll.
+pub(crate) fn note_pull(service: &str, error: Option<String>) {
+    let mut errors = pull_errors()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match error {
+        Some(error) => {
+            errors.insert(service.to_owned(), error);
+        }
+        None => {
+            errors.remove(service);
+        }
+    }
+}
+
+/// `service`'s last pull error, unless a pull succeeded since.
+pub fn last_pull_error(service: &str) -> Option<String> {
+    pull_errors()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(service)
+        .cloned()
+}
+
 /// Why a pull failed, as the `component` field's problem says it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -566,6 +600,7 @@ pub fn resolve(manifest: &mut Manifest) -> Vec<Problem> {
         match result {
             Ok(pulled) => {
                 let service = &mut manifest.services[*i];
+                note_pull(&service.name, pulled.offline.clone());
                 if let Some(why) = &pulled.offline {
                     tracing::warn!(service = %service.name, reference = %source.reference, "{why}");
                 }
@@ -581,11 +616,14 @@ pub fn resolve(manifest: &mut Manifest) -> Vec<Problem> {
                     digest: Some(pulled.digest),
                 });
             }
-            Err(err) => problems.push(problem(
-                manifest,
-                *i,
-                format!("oci://{}: {err}", source.reference),
-            )),
+            Err(err) => {
+                note_pull(&manifest.services[*i].name, Some(err.to_string()));
+                problems.push(problem(
+                    manifest,
+                    *i,
+                    format!("oci://{}: {err}", source.reference),
+                ));
+            }
         }
     }
     problems

@@ -79,10 +79,12 @@ pub async fn run(registry: Arc<Registry>, reloader: Arc<Reloader>, host: HostCon
                 }
                 Ok(_) => {
                     failures_logged.remove(&name);
+                    super::note_pull(&name, None);
                 }
                 Err(err) => {
                     // Once per distinct failure, not once per poll.
                     let message = err.to_string();
+                    super::note_pull(&name, Some(format!("polling: {message}")));
                     if failures_logged.get(&name) != Some(&message) {
                         tracing::warn!(
                             service = %name,
