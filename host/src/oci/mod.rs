@@ -44,20 +44,127 @@ pub const WASM_LAYER: &str = "application/wasm";
 /// reference after it. Its error is the message for the `component` field.
 pub fn parse(component: &str) -> Option<Result<OciSource, String>> {
     let reference = component.strip_prefix("oci://")?;
-    let host = reference.split('/').next().unwrap_or_default();
-    let names_registry =
-        reference.contains('/') && (host.contains(['.', ':']) || host == "localhost");
-    Some(match Reference::try_from(reference) {
-        Err(err) => Err(format!("`{component}` is not an OCI reference: {err}")),
-        Ok(_) if !names_registry => Err(format!(
-            "`{component}`: name the registry, like `oci://ghcr.io/acme/hello:1.0` \
-             (wasmhost does not assume Docker Hub)"
-        )),
+    Some(match Parts::parse(reference) {
         Ok(_) => Ok(OciSource {
             reference: reference.to_owned(),
             digest: None,
         }),
+        Err(why) => Err(format!("`{component}` is not an OCI reference: {why}")),
     })
+}
+
+/// An OCI reference taken apart by the distribution grammar, by hand:
+/// oci-spec's parser compiles a Unicode regex on first use, which cost
+/// every start ~30 ms (more than the rest of a cold start from the cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parts {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl Parts {
+    fn parse(reference: &str) -> Result<Parts, String> {
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (reference, None),
+        };
+        if let Some(digest) = digest {
+            let (algorithm, hex) = digest.split_once(':').ok_or_else(|| {
+                format!("`{digest}` is not a digest like `sha256:<64 hex digits>`")
+            })?;
+            let hex_len = match algorithm {
+                "sha256" => 64,
+                "sha384" => 96,
+                "sha512" => 128,
+                _ => return Err(format!("`{algorithm}` digests are not supported")),
+            };
+            if hex.len() != hex_len || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(format!(
+                    "`{digest}`: a {algorithm} digest is {hex_len} lowercase hex digits"
+                ));
+            }
+        }
+        let (registry, path) = name.split_once('/').ok_or_else(|| {
+            "name the registry, like `oci://ghcr.io/acme/hello:1.0` (wasmhost does not assume \
+             Docker Hub)"
+                .to_owned()
+        })?;
+        if !(registry.contains(['.', ':']) || registry == "localhost")
+            || !registry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        {
+            return Err(format!(
+                "`{registry}` is not a registry: name one, like `ghcr.io` or `127.0.0.1:5000` \
+                 (wasmhost does not assume Docker Hub)"
+            ));
+        }
+        // The tag follows the last `:` after the last `/`.
+        let last = path.rsplit('/').next().unwrap_or_default();
+        let (repository, tag) = match last.rsplit_once(':') {
+            Some((_, tag)) => (&path[..path.len() - tag.len() - 1], Some(tag)),
+            None => (path, None),
+        };
+        let component_ok = |c: &str| {
+            let bytes = c.as_bytes();
+            !bytes.is_empty()
+                && bytes[0].is_ascii_alphanumeric()
+                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+                && bytes.iter().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+        };
+        if repository.is_empty() || !repository.split('/').all(component_ok) {
+            return Err(format!(
+                "`{repository}` is not a repository: lowercase letters, digits and `._-`, \
+                 in `/`-separated parts"
+            ));
+        }
+        if let Some(tag) = tag
+            && (tag.is_empty()
+                || tag.len() > 128
+                || tag.starts_with(['.', '-'])
+                || !tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+        {
+            return Err(format!("`{tag}` is not a tag: up to 128 of `A-Za-z0-9_.-`"));
+        }
+        if tag.is_none() && digest.is_none() {
+            return Err("give a tag (`:1.0`) or a digest (`@sha256:…`)".to_owned());
+        }
+        Ok(Parts {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.map(str::to_owned),
+            digest: digest.map(str::to_owned),
+        })
+    }
+
+    /// The same reference as oci-client takes it (built, not parsed again).
+    fn reference(&self) -> Reference {
+        match (&self.tag, &self.digest) {
+            (Some(tag), Some(digest)) => Reference::with_tag_and_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                tag.clone(),
+                digest.clone(),
+            ),
+            (None, Some(digest)) => Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                digest.clone(),
+            ),
+            (tag, None) => Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                tag.clone().unwrap_or_else(|| "latest".into()),
+            ),
+        }
+    }
 }
 
 /// The last pull error of each service (cleared by its next success), for
@@ -204,7 +311,12 @@ pub fn remember_served(cache_dir: &Path, source: &OciSource) {
 
 /// Pulls components into the cache, with the `[host]` settings.
 pub struct Puller {
-    client: Client,
+    /// For registries reached over HTTPS, made on first use: its roots
+    /// take ~30 ms to load, which a start from the cache never pays.
+    tls: std::sync::OnceLock<Result<Client, String>>,
+    /// For `insecure_registries`, made on first use (no roots).
+    plain: std::sync::OnceLock<Result<Client, String>>,
+    insecure: Vec<String>,
     cache_dir: PathBuf,
     /// `[host] max_artifact_size`.
     max_size: u64,
@@ -217,43 +329,64 @@ impl Puller {
     /// plain HTTP to its `insecure_registries` (credentials are read as
     /// each pull starts: a reload sees changed ones).
     pub fn new(host: &HostConfig) -> Result<Puller, PullError> {
-        // reqwest is built without a crypto provider: the host's is ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|cert| oci_client::client::Certificate {
-                encoding: oci_client::client::CertificateEncoding::Der,
-                data: cert.to_vec(),
-            })
-            .collect();
-        let config = oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(
-                host.insecure_registries.clone(),
-            ),
-            tls_certs_only: roots,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        };
-        let client = Client::try_from(config)
-            .map_err(|err| PullError(format!("cannot make a registry client: {err}")))?;
         Ok(Puller {
-            client,
+            tls: std::sync::OnceLock::new(),
+            plain: std::sync::OnceLock::new(),
+            insecure: host.insecure_registries.clone(),
             cache_dir: host.cache_dir.clone(),
             max_size: host.max_artifact_size,
             timeout: host.pull_timeout,
         })
     }
 
+    /// The client for `reference`'s registry.
+    fn client(&self, reference: &Reference) -> Result<&Client, PullError> {
+        let plain = self
+            .insecure
+            .iter()
+            .any(|r| r == reference.resolve_registry());
+        let (cell, roots) = if plain {
+            (&self.plain, Vec::new())
+        } else {
+            (
+                &self.tls,
+                Vec::from(webpki_root_certs::TLS_SERVER_ROOT_CERTS),
+            )
+        };
+        cell.get_or_init(|| {
+            // reqwest is built without a crypto provider: the host's is ring.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = oci_client::client::ClientConfig {
+                protocol: oci_client::client::ClientProtocol::HttpsExcept(self.insecure.clone()),
+                // Only these roots (the image has no system store).
+                tls_certs_only: roots
+                    .iter()
+                    .map(|cert| oci_client::client::Certificate {
+                        encoding: oci_client::client::CertificateEncoding::Der,
+                        data: cert.to_vec(),
+                    })
+                    .collect(),
+                platform_resolver: None,
+                connect_timeout: Some(Duration::from_secs(10)),
+                read_timeout: Some(Duration::from_secs(30)),
+                ..Default::default()
+            };
+            Client::try_from(config).map_err(|err| format!("cannot make a registry client: {err}"))
+        })
+        .as_ref()
+        .map_err(|err| PullError(err.clone()))
+    }
+
     /// The manifest digest a tag names now (a `HEAD` request).
     pub async fn current_digest(&self, reference: &str) -> Result<String, PullError> {
-        let reference = Reference::try_from(reference)
-            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?;
+        let reference = Parts::parse(reference)
+            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?
+            .reference();
         let auth = auth::for_registry(reference.resolve_registry());
         match tokio::time::timeout(
             Duration::from_secs(30),
-            self.client.fetch_manifest_digest(&reference, &auth),
+            self.client(&reference)?
+                .fetch_manifest_digest(&reference, &auth),
         )
         .await
         {
@@ -265,8 +398,9 @@ impl Puller {
 
     /// Resolves `source` and makes sure its component is in the cache.
     pub async fn pull(&self, source: &OciSource) -> Result<Pulled, PullError> {
-        let reference = Reference::try_from(source.reference.as_str())
-            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?;
+        let reference = Parts::parse(&source.reference)
+            .map_err(|err| PullError(format!("not an OCI reference: {err}")))?
+            .reference();
         // A digest whose component is cached needs no registry at all.
         if let Some(digest) = reference.digest()
             && let Some(path) = cached(&self.cache_dir, digest)
@@ -319,8 +453,8 @@ impl Puller {
 
     async fn fetch(&self, reference: &Reference) -> Result<Pulled, PullError> {
         let auth = auth::for_registry(reference.resolve_registry());
-        let (manifest, digest) = self
-            .client
+        let client = self.client(reference)?;
+        let (manifest, digest) = client
             .pull_manifest(reference, &auth)
             .await
             .map_err(|err| PullError(refusal("manifest", reference, &err)))?;
@@ -341,7 +475,7 @@ impl Puller {
                     ));
                 };
                 let child = reference.clone_with_digest(entry.digest.clone());
-                match self.client.pull_manifest(&child, &auth).await {
+                match client.pull_manifest(&child, &auth).await {
                     Ok((OciManifest::Image(image), digest)) => (image, digest),
                     Ok((OciManifest::ImageIndex(_), _)) => {
                         return fail(format!(
@@ -403,7 +537,7 @@ impl Puller {
         };
         let expected = u64::try_from(layer.size).unwrap_or(0);
         let mut stream = self
-            .client
+            .client(reference)?
             .pull_blob_stream(reference, layer)
             .await
             .map_err(|err| PullError(refusal("component's blob", reference, &err)))?;
@@ -655,10 +789,41 @@ mod tests {
         assert!(parse("oci://localhost/hello:v1").unwrap().is_ok());
         let bare = parse("oci://hello:v1").unwrap().unwrap_err();
         assert!(bare.contains("name the registry"), "{bare}");
+        let hub = parse("oci://library/hello:v1").unwrap().unwrap_err();
+        assert!(hub.contains("is not a registry"), "{hub}");
         let bad = parse("oci://ghcr.io/Acme/Hello:v1").unwrap().unwrap_err();
-        assert!(bad.contains("is not an OCI reference"), "{bad}");
+        assert!(bad.contains("is not a repository"), "{bad}");
         let short = parse("oci://ghcr.io/a/b@sha256:abc").unwrap().unwrap_err();
-        assert!(short.contains("is not an OCI reference"), "{short}");
+        assert!(short.contains("64 lowercase hex digits"), "{short}");
+        let untagged = parse("oci://ghcr.io/a/b").unwrap().unwrap_err();
+        assert!(untagged.contains("give a tag"), "{untagged}");
+        let tag = parse("oci://ghcr.io/a/b:-x").unwrap().unwrap_err();
+        assert!(tag.contains("is not a tag"), "{tag}");
+        // What oci-spec's own parser makes of the same references.
+        for text in [
+            "ghcr.io/acme/hello:1.0",
+            "127.0.0.1:5000/a/b-c/d_e:v1.2-rc",
+            &format!("localhost/x@sha256:{}", "0f".repeat(32)),
+            &format!("reg.io:443/x/y:t@sha256:{}", "a1".repeat(32)),
+        ] {
+            let ours = Parts::parse(text).unwrap().reference();
+            let theirs = Reference::try_from(text).unwrap();
+            assert_eq!(
+                (
+                    ours.registry(),
+                    ours.repository(),
+                    ours.tag(),
+                    ours.digest()
+                ),
+                (
+                    theirs.registry(),
+                    theirs.repository(),
+                    theirs.tag(),
+                    theirs.digest()
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]
