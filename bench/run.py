@@ -55,7 +55,8 @@ WASMTIME_HEAVY_TUNED = [
     "-S", "cli=y",
 ]
 
-SECTIONS = ["throughput", "cold", "fairness", "heavy", "kv", "chain", "tracing", "oci"]
+SECTIONS = ["throughput", "cold", "fairness", "heavy", "kv", "chain", "tracing", "oci",
+            "accesslog"]
 HEAVY_GUESTS = ["hello", "router", "python", "js"]
 
 
@@ -644,6 +645,29 @@ def oci_cold(args, folder):
         registry.wait()
 
 
+def access_log_cost(args, folder):
+    """hello with the access log on (the default) and off (`[host]
+    access_log = false`): one binary, alternating rounds."""
+    hello = f"{GUESTS}/hello.wasm"
+    services = [{"name": "hello", "component": hello, "route": "/"}]
+    on = write_manifest(folder, "log-on.toml", services)
+    off = write_manifest(folder, "log-off.toml", services, host_extra="access_log = false\n")
+    subprocess.run([args.wasmhost, "compile", on], check=True, env=clean_env(),
+                   stdout=subprocess.DEVNULL)
+    ports = {"on": free_port(), "off": free_port()}
+    targets = [Target("access log on", [args.wasmhost, "serve", on, "--listen",
+                                        f"127.0.0.1:{ports['on']}"], ports["on"], "/"),
+               Target("access log off", [args.wasmhost, "serve", off, "--listen",
+                                         f"127.0.0.1:{ports['off']}"], ports["off"], "/")]
+    try:
+        for target in targets:
+            target.start()
+        return throughput(targets, args.rounds, args.seconds, label="access log ")
+    finally:
+        for target in targets:
+            target.stop()
+
+
 def split_list(value, allowed, flag):
     items = [x.strip() for x in value.split(",") if x.strip()]
     unknown = [x for x in items if x not in allowed]
@@ -737,6 +761,11 @@ def main():
               f"-d{args.heavy_seconds}s each", file=sys.stderr)
         report["tracing"] = tracing_cost(args, folder)
 
+    if "accesslog" in only:
+        print(f"access log: {args.rounds} alternating rounds of wrk -t2 -c32 -d{args.seconds}s",
+              file=sys.stderr)
+        report["accesslog"] = access_log_cost(args, folder)
+
     if "oci" in only:
         print(f"oci: {args.cold_repeats} alternating cold starts each", file=sys.stderr)
         report["oci"] = oci_cold(args, folder)
@@ -788,6 +817,16 @@ def print_report(report, args):
         print_tracing(report, args)
     if "oci" in report:
         print_oci(report, args)
+    if "accesslog" in report:
+        a = report["accesslog"]
+        print(f"## Access log (hello, wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} "
+              "alternating rounds)\n")
+        print("| target | req/s | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|")
+        for name in ["access log on", "access log off"]:
+            r = a[name]
+            print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+        print(f"\nOff vs on: req/s {a['access log off']['rps'] / a['access log on']['rps']:.3f}x\n")
 
 
 def print_oci(report, args):

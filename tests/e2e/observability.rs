@@ -92,6 +92,50 @@ fn every_request_logs_one_event_with_service_status_duration_and_fuel() {
 }
 
 #[test]
+fn with_the_access_log_off_only_failures_and_rejections_are_logged_and_all_are_counted() {
+    let host = TestApp::new()
+        .host_key("access_log", "false")
+        .service(Svc::new("echo", ECHO).route("/echo"))
+        .service(Svc::new("bad", HOSTILE).route("/bad"))
+        .admin()
+        .start();
+    assert_eq!(
+        host.send(get("/echo/x").header("x-request-id", "quiet"))
+            .status,
+        200
+    );
+    assert_eq!(
+        host.send(get("/bad/trap").header("x-request-id", "loud"))
+            .status,
+        500
+    );
+    assert_eq!(
+        host.send(get("/nowhere").header("x-request-id", "lost"))
+            .status,
+        404
+    );
+    host.wait_for_log(Duration::from_secs(5), |e| {
+        e["message"] == "request failed" && e["request_id"] == "loud"
+    })
+    .expect("a failure is still logged");
+    host.wait_for_log(Duration::from_secs(5), |e| {
+        e["message"] == "request rejected" && e["request_id"] == "lost"
+    })
+    .expect("a rejection is still logged");
+    assert!(
+        !host
+            .events()
+            .iter()
+            .any(|e| e["request_id"] == "quiet" && e["target"] == "wasmhost::request"),
+        "no line for a request that went well"
+    );
+    assert_eq!(
+        host.metric(r#"wasmhost_requests_total{service="echo",status="2xx"}"#),
+        1.0
+    );
+}
+
+#[test]
 fn guest_stdout_and_stderr_are_logged_line_by_line_with_service_and_request_id() {
     let host = echo();
     let resp = host.send(get("/bad/log?lines=3").header("x-request-id", "chatty"));

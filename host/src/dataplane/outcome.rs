@@ -140,9 +140,18 @@ pub struct Report<'a> {
     pub strategy: Strategy,
 }
 
+/// `[host] access_log`: whether a request that went well gets its log line.
+static ACCESS_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets `[host] access_log` (at start).
+pub fn set_access_log(on: bool) {
+    ACCESS_LOG.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Report<'_> {
     /// Writes the request's one log event (`event = "request"`; `warn` for
-    /// a failure that is the service's) and records its metrics.
+    /// a failure that is the service's; none for a success when
+    /// `[host] access_log = false`) and records its metrics.
     pub fn record(self) {
         let duration = self.started.elapsed();
         let duration_ms = duration.as_secs_f64() * 1e3;
@@ -178,7 +187,10 @@ impl Report<'_> {
         match (self.strategy, error) {
             (Strategy::Rejected, _) => event!(info, "request rejected"),
             (_, Some(_)) => event!(warn, "request failed"),
-            (_, None) => event!(info, "request"),
+            (_, None) if ACCESS_LOG.load(std::sync::atomic::Ordering::Relaxed) => {
+                event!(info, "request")
+            }
+            (_, None) => {}
         }
         if let Some(trace) = self.trace.filter(|t| t.recorded()) {
             self.record_spans(trace);

@@ -89,6 +89,7 @@ impl Server {
         host: &HostConfig,
         balance: Arc<Balance>,
     ) -> Arc<Self> {
+        crate::dataplane::outcome::set_access_log(host.access_log);
         Arc::new_cyclic(|me| Server {
             me: me.clone(),
             slow_lane,

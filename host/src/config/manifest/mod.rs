@@ -85,6 +85,9 @@ pub struct HostConfig {
     /// Where embedded key-value stores live, resolved against the
     /// manifest's folder. Default `.wasmhost-data`.
     pub data_dir: PathBuf,
+    /// One log line per request; off, only failures and rejections are
+    /// logged. Default `true`.
+    pub access_log: bool,
     /// Registries (`host:port`) reached over plain HTTP instead of HTTPS.
     pub insecure_registries: Vec<String>,
     /// The largest `oci://` component pulled, in bytes. Default 256 MiB.
@@ -108,6 +111,7 @@ impl Default for HostConfig {
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             data_dir: PathBuf::from(".wasmhost-data"),
+            access_log: true,
             insecure_registries: Vec::new(),
             max_artifact_size: 256 << 20,
             pull_timeout: Duration::from_secs(120),

@@ -186,6 +186,10 @@ section! {
         /// relative to the manifest's folder. Default `".wasmhost-data"`.
         /// Example: `data_dir = "/var/lib/wasmhost"`
         data_dir: String,
+        /// One log line per request (`event = "request"`). Off: successful
+        /// requests are counted in the metrics only; failures and rejections
+        /// are still logged. Default `true`. Example: `access_log = false`
+        access_log: bool,
         /// Registries (`host:port`) pulled from over plain HTTP, not HTTPS.
         /// Default none. Example: `insecure_registries = ["127.0.0.1:5000"]`
         insecure_registries: Vec<Spanned<MaybeString>>,

@@ -111,6 +111,10 @@ fn host_config(spec: &ManifestSpec, dir: &Path, cx: &mut Collector<'_>) -> HostC
                 .as_ref()
                 .map_or(".wasmhost-data", |d| d.get_ref()),
         ),
+        access_log: host
+            .access_log
+            .as_ref()
+            .map_or(defaults.access_log, |a| *a.get_ref()),
         max_artifact_size: host
             .max_artifact_size
             .as_ref()
