@@ -163,13 +163,12 @@ fn kustomize(dir: &str) -> (String, Vec<serde_json::Value>) {
     (text, docs)
 }
 
-#[test]
-fn the_kubernetes_files_build_with_kustomize_and_validate_against_the_schemas() {
-    let (text, docs) = kustomized();
+/// `kubernetes-validate --strict` (unknown fields are errors too) on the
+/// YAML `text`: asserts it passes and returns its report.
+fn validated(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wasmhost.yaml");
-    std::fs::write(&file, &text).unwrap();
-    // Strict: unknown fields are errors too.
+    std::fs::write(&file, text).unwrap();
     let output = Command::new("kubernetes-validate")
         .arg("--strict")
         .arg(&file)
@@ -178,6 +177,13 @@ fn the_kubernetes_files_build_with_kustomize_and_validate_against_the_schemas() 
     let report = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}");
+    report
+}
+
+#[test]
+fn the_kubernetes_files_build_with_kustomize_and_validate_against_the_schemas() {
+    let (text, docs) = kustomized();
+    let report = validated(&text);
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     for kind in [
         "ConfigMap",
@@ -297,20 +303,8 @@ fn the_deployment_probes_drains_and_runs_locked_down() {
 #[test]
 fn the_oci_example_validates_and_names_every_component_by_digest() {
     let (text, docs) = kustomize("k8s-oci");
+    validated(&text);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("wasmhost-oci.yaml");
-    std::fs::write(&file, &text).unwrap();
-    let output = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("running kubernetes-validate (PyPI; scripts/test.sh installs it)");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
     let doc = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
     // The manifest parses, and pulls every component by digest.
     let manifest = dir.path().join("manifest.toml");

@@ -2,12 +2,15 @@
 //!
 //! - [`metrics`]: every `wasmhost_*` metric, defined once.
 //! - [`telemetry`]: logging setup (`WASMHOST_LOG`, json or text).
-//! - [`traces`]: W3C trace context and the spans the host records.
+//! - [`traces`]: W3C trace context and the spans the host records
+//!   (queued for export by `span_queue`).
 //! - [`otlp`]: their export over OTLP/HTTP, in the protobuf of
-//!   [`otlp_wire`].
+//!   [`otlp_wire`], sent by `otlp_http`.
 
 pub mod metrics;
 pub mod otlp;
+mod otlp_http;
 pub mod otlp_wire;
+mod span_queue;
 pub mod telemetry;
 pub mod traces;

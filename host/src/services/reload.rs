@@ -374,14 +374,7 @@ fn component_problem(manifest: &Manifest, config: &ServiceConfig, err: &LoadErro
         LoadError::Failed(err) => format!("{err:#}"),
         other => other.to_string(),
     };
-    Problem {
-        file: manifest.path.clone(),
-        line: config.component_at.0,
-        col: config.component_at.1,
-        service: Some(config.name.clone()),
-        field: Some("component".into()),
-        message,
-    }
+    config.component_problem(&manifest.path, message)
 }
 
 /// The files whose changes matter and the folders to watch for them.

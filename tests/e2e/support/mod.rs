@@ -3,12 +3,14 @@
 pub mod app;
 pub mod client;
 pub mod host_process;
+pub mod load;
 pub mod tested;
 pub mod wait;
 
 pub use app::{SHARED_CACHE, Svc, TestApp, toml_str};
 pub use client::{Req, Resp, get, post};
 pub use host_process::{Host, StartOptions};
+pub use load::SteadyLoad;
 pub use wait::{EVENT_TIMEOUT, poll_every, poll_until};
 pub use wasmhost_test_guests::*;
 

@@ -166,6 +166,19 @@ pub struct OciSource {
 }
 
 impl ServiceConfig {
+    /// A problem with this service's `component` (found after the manifest
+    /// was checked: a pull, a compile), at the value's place in `file`.
+    pub fn component_problem(&self, file: &Path, message: String) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            line: self.component_at.0,
+            col: self.component_at.1,
+            service: Some(self.name.clone()),
+            field: Some("component".into()),
+            message,
+        }
+    }
+
     /// Whether an outbound request to `scheme://host:port` is allowed.
     pub fn allows_outbound(&self, scheme: &str, host: &str, port: u16) -> bool {
         self.allowed_outbound_hosts

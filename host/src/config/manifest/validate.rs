@@ -29,21 +29,13 @@ pub(crate) fn build(spec: &ManifestSpec, path: &Path, cx: &mut Collector<'_>) ->
         _ => PathBuf::from("."),
     };
     let host = host_config(spec, &dir, cx);
-    if let Some(t) = spec
-        .host
-        .header_timeout
-        .as_ref()
-        .filter(|t| t.get_ref().0 == Duration::ZERO)
-    {
-        cx.field(t.span(), "host.header_timeout", "must be longer than `0s`");
-    }
-    if let Some(t) = spec
-        .host
-        .pull_timeout
-        .as_ref()
-        .filter(|t| t.get_ref().0 == Duration::ZERO)
-    {
-        cx.field(t.span(), "host.pull_timeout", "must be longer than `0s`");
+    for (field, value) in [
+        ("host.header_timeout", &spec.host.header_timeout),
+        ("host.pull_timeout", &spec.host.pull_timeout),
+    ] {
+        if let Some(t) = value.as_ref().filter(|t| t.get_ref().0 == Duration::ZERO) {
+            cx.field(t.span(), field, "must be longer than `0s`");
+        }
     }
     spec.defaults.limits.check(cx, "defaults.");
     let defaults = spec.defaults.limits.apply_to(&Limits::default());
