@@ -2,20 +2,22 @@
 //! syntax, default `info`); the format is one JSON object per line or
 //! human-readable text. Logs go to stdout.
 //!
-//! Events are formatted on the thread that emits them but written by a
-//! dedicated thread, so a request never waits for a `write` to stdout (one
-//! log line per request is part of the contract; a blocking write per line
-//! cost ~40% of throughput). The writer applies backpressure instead of
-//! dropping lines when stdout cannot keep up.
+//! Events are formatted on the thread that emits them and appended to that
+//! thread's log buffer; one writer thread moves them to stdout in batches
+//! ([`super::log_sink`]), so a request never waits for a `write` (one log
+//! line per request is part of the contract; a blocking write per line cost
+//! ~40% of throughput). The request line itself is written by hand in JSON
+//! format ([`super::json_line`]); everything else goes through
+//! `tracing-subscriber`.
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing_subscriber::EnvFilter;
 
-/// Lines buffered for the writer thread before emitters wait.
-const BUFFERED_LINES: usize = 8 * 1024;
+use super::log_sink::{SinkGuard, SinkWriter};
 
-/// Bytes the writer thread gathers before writing to stdout.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Whether lines are JSON (so the request line may be written by hand).
+static JSON: AtomicBool = AtomicBool::new(false);
 
 /// How log events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,24 +29,14 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. Keep the returned guard alive until the
-/// process ends: dropping it flushes what is still buffered.
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// process ends: dropping it writes what is still buffered.
+pub fn init(format: LogFormat) -> SinkGuard {
     let filter = EnvFilter::try_from_env("WASMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("wasmhost-log")
-        // The writer thread drains every queued line into this buffer and
-        // flushes once the queue is empty: one `write` per batch of lines,
-        // not per line, under load.
-        .finish(std::io::BufWriter::with_capacity(
-            WRITE_BUFFER_BYTES,
-            std::io::stdout(),
-        ));
+    let guard = super::log_sink::start();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
+        .with_writer(SinkWriter);
+    let installed = match format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -54,5 +46,16 @@ pub fn init(format: LogFormat) -> WorkerGuard {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .try_init(),
     };
+    JSON.store(
+        installed.is_ok() && format == LogFormat::Json,
+        Ordering::Relaxed,
+    );
     guard
+}
+
+/// Whether log lines are JSON written through the log sink, so a line may
+/// be written by hand ([`super::json_line`]) instead of as a `tracing`
+/// event.
+pub fn json_lines() -> bool {
+    JSON.load(Ordering::Relaxed)
 }
