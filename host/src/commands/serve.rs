@@ -36,6 +36,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // dropping the guard at the end exports what is still queued.
     let _traces = crate::observe::otlp::start()?;
     let activated = listen::activated()?;
+    listen::raise_descriptor_limit(manifest.host.max_connections);
     let listen = args.listen.unwrap_or(manifest.host.listen);
     let admin_addr = match &activated.admin {
         Some(socket) => Some(socket.local_addr()?),

@@ -25,6 +25,55 @@ impl Plane {
     }
 }
 
+/// Descriptors the host needs beside its connections: listeners, the
+/// component and cache files, stores, outbound calls, the watcher.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// Raises this process's soft limit on open files to its hard limit: each
+/// connection holds a descriptor, and the usual soft limit (1,024) would
+/// cap the host at about a thousand connections whatever
+/// `max_connections` says. Logs `open-file limit` with what it found and
+/// set; warns, naming the fix, when the limit stays below
+/// `max_connections` plus [`SPARE_DESCRIPTORS`].
+pub fn raise_descriptor_limit(max_connections: u32) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let found = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        } else {
+            let error = std::io::Error::last_os_error();
+            tracing::warn!(soft = found, hard = limit.rlim_max, %error, "cannot raise the open-file limit");
+        }
+    }
+    let wanted = u64::from(max_connections) + SPARE_DESCRIPTORS;
+    if limit.rlim_cur < wanted {
+        tracing::warn!(
+            limit = limit.rlim_cur,
+            hard = limit.rlim_max,
+            max_connections,
+            "open-file limit below max_connections: connections past about \
+             `limit` - 256 will fail to be accepted; raise the hard limit \
+             (`ulimit -Hn`, systemd `LimitNOFILE=`, the container's `nofile` \
+             ulimit) or lower `[host] max_connections`"
+        );
+    } else {
+        tracing::info!(limit = limit.rlim_cur, was = found, "open-file limit");
+    }
+}
+
 /// Binds `addr` and logs the `listening` event with the bound address.
 pub async fn bind(plane: Plane, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(addr)
