@@ -24,17 +24,27 @@ pub fn lower_this_thread() {
     }
 }
 
-/// Makes compilation (wasmtime compiles functions in parallel on rayon's
-/// global pool) run at background priority, so compiling a reloaded
-/// component takes CPU from serving only when serving leaves some. Called
-/// before the first compilation, not at start: a start from a warm cache
-/// never spawns (and spins up) the compiler threads.
+/// Sets the priorities of compilation (wasmtime compiles functions in
+/// parallel on rayon's global pool): the first compiler thread runs at
+/// normal priority, the others at background priority. On an idle host
+/// all of them compile (a reload of hello goes live in ~75 ms); on a busy
+/// one the first still gets its fair share of a core, so a reload goes
+/// live in a few hundred milliseconds instead of starving (~0.9 s with
+/// every compiler thread in the background), while the others take CPU
+/// from serving only when serving leaves some (docs/benchmarks.md, reload
+/// under load). Called before the first compilation, not at start: a
+/// start from a warm cache never spawns (and spins up) the compiler
+/// threads.
 pub fn lower_compiler_threads() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let built = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("wasmhost-compile-{i}"))
-            .start_handler(|_| lower_this_thread())
+            .start_handler(|index| {
+                if index > 0 {
+                    lower_this_thread();
+                }
+            })
             .build_global();
         if built.is_err() {
             tracing::debug!("rayon's global pool was already started");
