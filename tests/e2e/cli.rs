@@ -175,3 +175,87 @@ fn serve_refuses_a_port_another_host_already_listens_on() {
     );
     assert_eq!(first.send(get("/")).status, 200);
 }
+
+/// Starts `wasmhost serve` with open-file limits `soft`/`hard`, and returns
+/// its first event about the open-file limit with the soft limit
+/// `/proc/PID/limits` showed then; stops the host.
+fn open_file_limit_event(manifest: &std::path::Path, soft: u64, hard: u64) -> serde_json::Value {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
+    command
+        .args([
+            "serve",
+            manifest.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .env("WASMHOST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = command.spawn().expect("spawning wasmhost");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut found = None;
+    for line in lines.map_while(Result::ok) {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let message = event["message"].as_str().unwrap_or_default();
+        if message.starts_with("open-file limit") {
+            let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+            found = Some((event, limits));
+            break;
+        }
+        if message == "listening" {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (event, limits) = found.expect("an open-file limit event before `listening`");
+    let soft_now = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_string();
+    serde_json::json!({ "event": event, "soft_now": soft_now })
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_and_warns_when_the_hard_limit_is_below_max_connections() {
+    let app = TestApp::new()
+        .host_key("max_connections", "1000")
+        .service(Svc::new("hello", HELLO).route("/hello"));
+    let raised = open_file_limit_event(&app.write(), 1024, 4096);
+    assert_eq!(raised["event"]["message"], "open-file limit", "{raised}");
+    assert_eq!(raised["event"]["level"], "INFO", "{raised}");
+    assert_eq!(raised["event"]["was"], 1024, "{raised}");
+    assert_eq!(raised["event"]["limit"], 4096, "{raised}");
+    assert_eq!(raised["soft_now"], "4096", "{raised}");
+
+    // The default max_connections (10,000) cannot be met with 1,024.
+    let app = TestApp::new().service(Svc::new("hello", HELLO).route("/hello"));
+    let low = open_file_limit_event(&app.write(), 1024, 1024);
+    assert_eq!(low["event"]["level"], "WARN", "{low}");
+    assert_eq!(low["event"]["max_connections"], 10_000, "{low}");
+    assert_eq!(low["event"]["limit"], 1024, "{low}");
+    let message = low["event"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("max_connections") && message.contains("ulimit"),
+        "{low}"
+    );
+}

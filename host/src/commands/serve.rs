@@ -137,6 +137,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &manifest.host,
             balance,
         );
+        _ticker.slow_down_when_idle({
+            let server = server.clone();
+            move || server.busy()
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let io_workers = listeners
             .into_iter()

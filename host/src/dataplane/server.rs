@@ -105,6 +105,19 @@ impl Server {
         })
     }
 
+    /// Whether a request is in the data plane: arriving, waiting for its
+    /// response head, or with its guest still running (a streamed
+    /// response keeps its guest running).
+    pub fn busy(&self) -> bool {
+        self.active.load(Ordering::Acquire) > 0
+            || self
+                .registry
+                .load()
+                .services
+                .iter()
+                .any(|s| s.metrics.in_flight.get() > 0)
+    }
+
     /// Completes once the data plane has had no request for `idle`: none
     /// arriving, none waiting for its response head, no guest running (a
     /// streamed response keeps its guest running).
@@ -112,13 +125,7 @@ impl Server {
         let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         loop {
             let quiet_ms = uptime_ms().saturating_sub(self.last_activity.load(Ordering::Relaxed));
-            let busy = self.active.load(Ordering::Acquire) > 0
-                || self
-                    .registry
-                    .load()
-                    .services
-                    .iter()
-                    .any(|s| s.metrics.in_flight.get() > 0);
+            let busy = self.busy();
             if busy {
                 self.last_activity.store(uptime_ms(), Ordering::Relaxed);
             } else if quiet_ms >= idle_ms {
