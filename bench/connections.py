@@ -19,7 +19,7 @@ docs/operations.md), so the connections are held for less than that.
 """
 import resource, socket, subprocess, sys, time
 
-from run import WASMTIME_TUNED, Target, free_port, median, wrk
+from run import WASMTIME_TUNED, Target, free_port, median, status_mib, wrk
 
 # Held idle for this long while wrk runs beside them (under wasmhost's 10 s
 # idle limit).
@@ -168,7 +168,7 @@ def idle(target, count):
         except subprocess.CalledProcessError:
             # wrk could not connect at all.
             beside = {"rps": 0.0, "p99_ms": float("nan"), "non2xx": 0, "socket_errors": "all"}
-        rss = current_rss_mib(target.proc.pid)
+        rss = status_mib(target.proc.pid, "VmRSS")
         again = ask_all(socks)
     finally:
         for sock in socks:
@@ -185,14 +185,6 @@ def idle(target, count):
         "rss_mib_held": rss,
         "peak_rss_mib": target.peak_rss_mib(),
     }
-
-
-def current_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def print_connections(report, args):

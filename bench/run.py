@@ -90,6 +90,15 @@ def wait_http(port, path, deadline_s=30.0):
     raise RuntimeError(f"no 200 from port {port}{path} within {deadline_s}s")
 
 
+def status_mib(pid, field):
+    """A memory field of /proc/PID/status (`VmHWM`, `VmRSS`) in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class Target:
     """One server under test, started once and kept running."""
 
@@ -108,11 +117,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}{self.path}"
 
     def peak_rss_mib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return status_mib(self.proc.pid, "VmHWM")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
