@@ -9,12 +9,12 @@ limits) from both builds, then runs alternating `wrk -t2 -c32` rounds
 alike, and reports the medians and the after/before ratios. With
 --reuse it adds a second pair that serves hello with
 `max_requests_per_instance = 1000` (only builds that support it for WASI
-0.2 components reuse there; older ones answer fresh). Uses run.py's helpers.
+0.2 components reuse there; older ones answer fresh). Uses bench/harness.py.
 """
 import argparse, atexit, os, shutil, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import GUESTS, Target, clean_env, free_port, throughput, write_manifest  # noqa: E402
+from harness import GUESTS, Target, clean_env, free_port, throughput, write_manifest  # noqa: E402
 import subprocess  # noqa: E402
 
 

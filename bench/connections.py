@@ -19,7 +19,7 @@ docs/operations.md), so the connections are held for less than that.
 """
 import resource, socket, subprocess, sys, time
 
-from run import WASMTIME_TUNED, Target, free_port, median, status_mib, wrk
+from harness import WASMTIME_TUNED, Target, free_port, median, status_mib, wrk
 
 # Held idle for this long while wrk runs beside them (under wasmhost's 10 s
 # idle limit).

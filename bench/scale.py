@@ -22,7 +22,7 @@ import tempfile, time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import GUESTS, clean_env, cold_start_targets, cold_starts, free_port, wait_http  # noqa: E402
+from harness import GUESTS, clean_env, cold_start_targets, cold_starts, free_port, wait_http  # noqa: E402
 from reload import with_custom_section  # noqa: E402
 
 

@@ -299,10 +299,10 @@ pub(crate) fn one_request_through_three_services_and_an_outside_server_is_one_tr
     );
 
     // Log lines carry the trace and span ids.
-    let logs = host.events();
-    let line = logs
-        .iter()
-        .find(|e| e["event"] == "request" && e["service"] == "a")
+    let line = host
+        .wait_for_log(Duration::from_secs(5), |e| {
+            e["event"] == "request" && e["service"] == "a"
+        })
         .expect("a's request line");
     assert_eq!(line["trace_id"], trace);
     assert_eq!(line["span_id"], server_spans[0]);

@@ -2,10 +2,12 @@
 //! own, and one writer thread moves them to stdout in batches.
 //!
 //! A serving thread never waits for a `write`, never allocates per line once
-//! its buffer has grown, and wakes the writer at most once per batch: the
-//! first line into an empty buffer wakes it, it waits [`GATHER`] for more,
-//! then takes every thread's lines in one `write`. An idle host does not
-//! wake at all. Lines are never dropped: a thread whose buffer outgrows
+//! its buffer has grown, and wakes the writer at most once per batch of
+//! request lines: the first line into an empty buffer wakes it, it waits
+//! [`GATHER`] for more, then takes every thread's lines in one `write`. An
+//! idle host does not wake at all. Every other event (a `tracing` event:
+//! start, reload, cold start, guest output, ...) is urgent: it wakes the
+//! writer at once, so those lines reach stdout as soon as they are made. Lines are never dropped: a thread whose buffer outgrows
 //! [`BACKPRESSURE_BYTES`] (stdout cannot keep up) writes them itself and
 //! waits for stdout like a plain writer would.
 //!
@@ -32,6 +34,8 @@ struct Sink {
     out: Mutex<Vec<u8>>,
     /// The writer has been woken for lines not yet taken.
     woken: AtomicBool,
+    /// A line waiting is urgent: write without gathering.
+    urgent: AtomicBool,
     /// Set by [`SinkGuard`]'s drop: write what is left and end.
     stopping: AtomicBool,
     /// The writer thread.
@@ -77,6 +81,7 @@ pub fn start() -> SinkGuard {
             shards: Mutex::new(Vec::new()),
             out: Mutex::new(Vec::with_capacity(64 * 1024)),
             woken: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             writer: OnceLock::new(),
         }
@@ -95,8 +100,14 @@ pub fn started() -> bool {
 }
 
 /// Appends one or more whole lines, written by `write` into this thread's
-/// buffer (which already holds earlier lines: append only).
+/// buffer (which already holds earlier lines: append only); they reach
+/// stdout within [`GATHER`].
 pub fn append(write: impl FnOnce(&mut Vec<u8>)) {
+    append_lines(write, false);
+}
+
+/// [`append`], but `urgent` lines wake the writer at once.
+fn append_lines(write: impl FnOnce(&mut Vec<u8>), urgent: bool) {
     let Some(sink) = SINK.get() else {
         let mut line = Vec::new();
         write(&mut line);
@@ -116,10 +127,17 @@ pub fn append(write: impl FnOnce(&mut Vec<u8>)) {
         drop(buffer);
         if backed_up {
             sink.write_out();
-        } else if was_empty
-            && !sink.woken.swap(true, Ordering::AcqRel)
-            && let Some(writer) = sink.writer.get()
-        {
+            return;
+        }
+        if urgent {
+            sink.urgent.store(true, Ordering::Release);
+        }
+        let wake = (was_empty && !sink.woken.swap(true, Ordering::AcqRel))
+            || (urgent && {
+                sink.woken.store(true, Ordering::Release);
+                true
+            });
+        if wake && let Some(writer) = sink.writer.get() {
             writer.unpark();
         }
     });
@@ -142,7 +160,11 @@ fn writer_loop() {
             std::thread::park();
             continue;
         }
-        std::thread::park_timeout(GATHER);
+        if !sink.urgent.swap(false, Ordering::AcqRel) {
+            // An urgent line unparks this thread, ending the wait early.
+            std::thread::park_timeout(GATHER);
+            sink.urgent.store(false, Ordering::Release);
+        }
         sink.woken.store(false, Ordering::Release);
         sink.write_out();
     }
@@ -178,13 +200,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The `tracing-subscriber` writer: each formatted event is appended as is.
+/// The `tracing-subscriber` writer: each formatted event is appended as is,
+/// as an urgent line.
 #[derive(Clone, Copy)]
 pub struct SinkWriter;
 
 impl Write for SinkWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        append(|buffer| buffer.extend_from_slice(bytes));
+        append_lines(|buffer| buffer.extend_from_slice(bytes), true);
         Ok(bytes.len())
     }
 
