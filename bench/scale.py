@@ -22,7 +22,8 @@ import tempfile, time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import GUESTS, clean_env, cold_start_targets, cold_starts, free_port, wait_http  # noqa: E402
+from harness import (GUESTS, clean_env, cold_start_targets, cold_starts, free_port,  # noqa: E402
+                     status_mib, wait_http)
 from reload import with_custom_section  # noqa: E402
 
 
@@ -60,14 +61,6 @@ def state(port, name):
         if service["name"] == name:
             return service["state"]
     raise KeyError(name)
-
-
-def rss_mib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def write_manifest(path, cache, services, defaults=""):
@@ -159,13 +152,13 @@ def large_component_rss(wasmhost, folder, cache, component):
         host.ready()
         for _ in range(20):
             assert get_once(host.data, "/")[1] == 200
-        loaded = rss_mib(host.proc.pid)
+        loaded = status_mib(host.proc.pid, "VmRSS")
         wait_state(host, "py", "unloaded")
         time.sleep(0.5)
-        unloaded = rss_mib(host.proc.pid)
+        unloaded = status_mib(host.proc.pid, "VmRSS")
         seconds, status = get_once(host.data, "/")
         assert status == 200, status
-        reloaded = rss_mib(host.proc.pid)
+        reloaded = status_mib(host.proc.pid, "VmRSS")
     finally:
         host.stop()
     return {"component_mib": os.path.getsize(component) / 2**20, "rss_loaded_mib": loaded,
@@ -198,7 +191,7 @@ def thousand_services(wasmhost, folder, count):
         try:
             ready = host.ready()
             result[f"{name}_ready_s"] = ready
-            result[f"{name}_rss_ready_mib"] = rss_mib(host.proc.pid)
+            result[f"{name}_rss_ready_mib"] = status_mib(host.proc.pid, "VmRSS")
             seconds, status = get_once(host.data, f"/s{count - 1}")
             assert status == 200, status
             result[f"{name}_first_request_ms"] = seconds * 1e3
@@ -213,8 +206,8 @@ def thousand_services(wasmhost, folder, count):
                         break
                     time.sleep(0.5)
                 time.sleep(0.5)
-                result["eager_rss_all_unloaded_mib"] = rss_mib(host.proc.pid)
-            result[f"{name}_peak_rss_mib"] = rss_mib(host.proc.pid, "VmHWM")
+                result["eager_rss_all_unloaded_mib"] = status_mib(host.proc.pid, "VmRSS")
+            result[f"{name}_peak_rss_mib"] = status_mib(host.proc.pid, "VmHWM")
         finally:
             host.stop()
     return result

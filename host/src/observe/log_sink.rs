@@ -132,11 +132,12 @@ fn append_lines(write: impl FnOnce(&mut Vec<u8>), urgent: bool) {
         if urgent {
             sink.urgent.store(true, Ordering::Release);
         }
-        let wake = (was_empty && !sink.woken.swap(true, Ordering::AcqRel))
-            || (urgent && {
-                sink.woken.store(true, Ordering::Release);
-                true
-            });
+        let wake = if urgent {
+            sink.woken.store(true, Ordering::Release);
+            true
+        } else {
+            was_empty && !sink.woken.swap(true, Ordering::AcqRel)
+        };
         if wake && let Some(writer) = sink.writer.get() {
             writer.unpark();
         }
