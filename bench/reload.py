@@ -6,7 +6,13 @@ reloads happen, against the steady state measured in the same run.
 Usage: bench/reload.py [--wasmhost target/release/wasmhost] [--swaps 30]
 
 Every swap writes bytes never seen before (the hello component plus a
-unique custom section), so each reload really compiles: no cache helps.
+unique custom section), so the compiled-component cache never helps.
+`--changed-functions` says how much of the code changes per swap, which
+is what the incremental compilation cache (`<cache_dir>/functions/`)
+depends on: `all` (the default: every function body gets a new constant,
+so every function is compiled again), a number N (N function bodies of
+the largest core module change: an edit), or 0 (only the custom section
+changes: a rebuild that changed metadata).
 Needs wrk (installed with apt-get when missing) and the guests built
 (guests/build.sh).
 """
@@ -32,6 +38,79 @@ def leb128(n):
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def sleb128(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if (n == 0 and not byte & 0x40) or (n == -1 and byte & 0x40):
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def read_leb(data, i):
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def sections(binary):
+    """(id, payload) of each section of a module or component binary."""
+    i = 8
+    while i < len(binary):
+        size, start = read_leb(binary, i + 1)
+        yield binary[i], binary[start:start + size]
+        i = start + size
+
+
+def encode(header, parts):
+    out = bytearray(header)
+    for sid, payload in parts:
+        out += bytes([sid]) + leb128(len(payload)) + payload
+    return bytes(out)
+
+
+def with_changed_functions(module, changed, constant):
+    """The core module with `i32.const constant; drop` added at the end of
+    the chosen function bodies: the same behaviour, different code."""
+    parts = []
+    for sid, payload in sections(module):
+        if sid == 10:  # code
+            count, i = read_leb(payload, 0)
+            picked = (set(range(count)) if changed == "all"
+                      else {int(count * (m + 0.5) / int(changed)) for m in range(int(changed))})
+            bodies = bytearray(leb128(count))
+            for index in range(count):
+                size, start = read_leb(payload, i)
+                body, i = payload[start:start + size], start + size
+                if index in picked:
+                    assert body[-1] == 0x0B, "a function body ends with `end`"
+                    body = body[:-1] + b"\x41" + sleb128(constant) + b"\x1a\x0b"
+                bodies += leb128(len(body)) + body
+            payload = bytes(bodies)
+        parts.append((sid, payload))
+    return encode(module[:8], parts)
+
+
+def with_changed_code(component, changed, constant):
+    """The component with `changed` ("all", or a count) functions changed:
+    every core module's for "all", else the largest core module's."""
+    if changed == "0":
+        return component
+    parts = list(sections(component))
+    modules = [i for i, (sid, _) in enumerate(parts) if sid == 1]
+    largest = max(modules, key=lambda i: len(parts[i][1]))
+    for i in (modules if changed == "all" else [largest]):
+        parts[i] = (1, with_changed_functions(parts[i][1], changed, constant))
+    return encode(component[:8], parts)
 
 
 def with_custom_section(wasm, tag):
@@ -97,14 +176,9 @@ def wrk_result(proc):
     return rps, failed
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wasmhost", default=os.path.join(ROOT, "target/release/wasmhost"))
-    ap.add_argument("--swaps", type=int, default=30)
-    ap.add_argument("--poll-ms", type=float, default=5.0,
-                    help="pause between two polls for the new version (0: flat out, "
-                    "as before 2026-12-06)")
-    args = ap.parse_args()
+def measure(wasmhost, swaps_each=15, changed="all", incremental=True, poll_ms=5.0):
+    """One host: `swaps_each` swaps on the idle host, a steady wrk run,
+    then `swaps_each` swaps under wrk. Latencies in ms, sorted."""
     ensure_wrk()
     v1 = open(os.path.join(GUESTS, "hello.wasm"), "rb").read()
     v2 = open(os.path.join(GUESTS, "raw_proxy.wasm"), "rb").read()
@@ -113,9 +187,10 @@ def main():
     open(component, "wb").write(v1)
     manifest = os.path.join(work, "manifest.toml")
     open(manifest, "w").write(
-        '[host]\nwatch = true\ncache_dir = "cache"\n\n'
+        '[host]\nwatch = true\ncache_dir = "cache"\n'
+        f'incremental_compilation = {"true" if incremental else "false"}\n\n'
         '[[service]]\nname = "svc"\ncomponent = "svc.wasm"\nroute = "/svc"\n')
-    proc, addr = start_host(args.wasmhost, manifest)
+    proc, addr = start_host(wasmhost, manifest)
     url = f"http://{addr}/svc"
     versions = [(v2, "raw proxy ok"), (v1, "hello")]
     counter = iter(range(10**9))
@@ -128,7 +203,8 @@ def main():
             i = next(counter)
             base, marker = versions[i % 2]
             tmp = component + ".tmp"
-            open(tmp, "wb").write(with_custom_section(base, f"{i}-{time.time()}"))
+            edited = with_changed_code(base, changed, 1_000_003 + i)
+            open(tmp, "wb").write(with_custom_section(edited, f"{i}-{time.time()}"))
             written = time.perf_counter()
             os.rename(tmp, component)
             while True:
@@ -137,36 +213,60 @@ def main():
                     break
                 if time.perf_counter() - written > 10:
                     raise SystemExit(f"swap {i} not visible after 10 s")
-                # Poll every --poll-ms, not flat out: a busy poller would take
+                # Poll every poll_ms, not flat out: a busy poller would take
                 # the CPU the reload and wrk are measured on.
-                time.sleep(args.poll_ms / 1e3)
+                time.sleep(poll_ms / 1e3)
             latencies.append((time.perf_counter() - written) * 1e3)
             time.sleep(0.1)
         return sorted(latencies)
 
     try:
-        idle = swaps(args.swaps)
+        idle = swaps(swaps_each)
         # Steady state and a burst of reloads, each measured with wrk.
         steady_rps, steady_failed = wrk_result(wrk(url, 8))
         load = wrk(url, 60)
         time.sleep(1)
-        latencies = swaps(args.swaps)
+        latencies = swaps(swaps_each)
         load.send_signal(signal.SIGINT)  # wrk prints its results on SIGINT
         burst_rps, burst_failed = wrk_result(load)
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(work, ignore_errors=True)
-    def p95(values):
-        return values[min(len(values) - 1, int(len(values) * 0.95))]
+    return {"idle_ms": idle, "load_ms": latencies, "steady_rps": steady_rps,
+            "burst_rps": burst_rps, "steady_failed": steady_failed,
+            "burst_failed": burst_failed}
 
-    for label, values in [("idle host", idle), ("under wrk load", latencies)]:
+
+def p95(values):
+    return values[min(len(values) - 1, int(len(values) * 0.95))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wasmhost", default=os.path.join(ROOT, "target/release/wasmhost"))
+    ap.add_argument("--swaps", type=int, default=30)
+    ap.add_argument("--changed-functions", default="all",
+                    help="functions whose code changes at each swap: all, or a number "
+                    "(0: only a custom section changes)")
+    ap.add_argument("--no-incremental", action="store_true",
+                    help="run the host with `incremental_compilation = false`")
+    ap.add_argument("--poll-ms", type=float, default=5.0,
+                    help="pause between two polls for the new version (0: flat out, "
+                    "as before 2026-12-06)")
+    args = ap.parse_args()
+    if args.changed_functions != "all" and not args.changed_functions.isdigit():
+        ap.error("--changed-functions: `all` or a number")
+    r = measure(args.wasmhost, args.swaps, args.changed_functions, not args.no_incremental,
+                args.poll_ms)
+    for label, values in [("idle host", r["idle_ms"]), ("under wrk load", r["load_ms"])]:
         print(f"reload latency (file renamed -> first new response), {label}, {len(values)} swaps, "
-              f"each a fresh compile: p50 {statistics.median(values):.0f} ms, "
+              f"{args.changed_functions} function(s) changed per swap: "
+              f"p50 {statistics.median(values):.0f} ms, "
               f"p95 {p95(values):.0f} ms, max {values[-1]:.0f} ms")
-    print(f"throughput: steady {steady_rps:.0f} req/s, during reloads {burst_rps:.0f} req/s, "
-          f"ratio {burst_rps / steady_rps:.2f}")
-    print(f"failed requests: steady {steady_failed}, during reloads {burst_failed}")
+    print(f"throughput: steady {r['steady_rps']:.0f} req/s, during reloads "
+          f"{r['burst_rps']:.0f} req/s, ratio {r['burst_rps'] / r['steady_rps']:.2f}")
+    print(f"failed requests: steady {r['steady_failed']}, during reloads {r['burst_failed']}")
 
 
 if __name__ == "__main__":

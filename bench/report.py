@@ -1,4 +1,5 @@
 """run.py's report: each section's Markdown tables from its results."""
+import statistics
 from connections import print_connections
 
 
@@ -21,6 +22,8 @@ def print_report(report, args):
         print_tracing(report, args)
     if "oci" in report:
         print_oci(report, args)
+    if "reload" in report:
+        print_reload(report)
     if "accesslog" in report:
         a = report["accesslog"]
         print(f"## Access log (hello, wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} "
@@ -181,4 +184,19 @@ def print_heavy(report, args):
             print(f"| {guest} | {label} | {wh['rps'] / wt['rps']:.2f}x | "
                   f"{wh['p50_ms'] / wt['p50_ms']:.2f}x | {wh['p99_ms'] / wt['p99_ms']:.2f}x | "
                   f"{wh['peak_rss_mib'] / wt['peak_rss_mib']:.2f}x |")
+    print()
+
+
+def print_reload(report):
+    print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then 15 times "
+          "under wrk -t2 -c32; each swap new bytes)\n")
+    print("| functions changed per swap | incremental compilation | p50 idle ms | p50 under load ms "
+          "| load / idle | req/s during reloads / steady | failed |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, r in report["reload"].items():
+        changed, incremental = name.split(" changed, incremental ")
+        idle, load = statistics.median(r["idle_ms"]), statistics.median(r["load_ms"])
+        print(f"| {changed} | {incremental} | {idle:.0f} | {load:.0f} | {load / idle:.1f}x "
+              f"| {r['burst_rps'] / r['steady_rps']:.2f} "
+              f"| {r['steady_failed'] + r['burst_failed']} |")
     print()

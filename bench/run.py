@@ -22,7 +22,9 @@ guest. Writes the report as Markdown to stdout and JSON to --json.
 Then the chained-call section (a call to another service in-process vs
 the same call over loopback to the host's own listener: p50 latency and
 server CPU per request) and the tracing section (hello with OTLP export at
-sample ratio 1.0 to a local sink vs hello with tracing off).
+sample ratio 1.0 to a local sink vs hello with tracing off), and the
+reload section (bench/reload.py: an edit of 3 functions and a change of
+every function, incremental compilation on and off).
 `--only heavy` (or any comma list of sections) runs only those sections.
 
 Files: harness.py (servers, wrk, manifests, medians: shared with
@@ -38,10 +40,11 @@ from harness import (GUESTS, ROOT, Target, WASMTIME_HEAVY_TUNED, WASMTIME_TUNED,
 from features import access_log_cost, chain, kv, oci_cold, tracing_cost
 from report import print_report
 from connections import connections
+import reload as reload_bench
 
 
 SECTIONS = ["throughput", "connections", "cold", "fairness", "heavy", "kv", "chain", "tracing",
-            "oci", "accesslog"]
+            "oci", "accesslog", "reload"]
 HEAVY_GUESTS = ["hello", "router", "python", "js"]
 
 
@@ -316,10 +319,26 @@ def main():
         print(f"oci: {args.cold_repeats} alternating cold starts each", file=sys.stderr)
         report["oci"] = oci_cold(args, folder)
 
+    if "reload" in only:
+        print("reload: 15 swaps idle and 15 under wrk, per kind of change, incremental "
+              "compilation on and off", file=sys.stderr)
+        report["reload"] = reload_section(args)
+
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     print_report(report, args)
+
+
+def reload_section(args):
+    """bench/reload.py for an edit (3 functions change) and a full change,
+    with incremental compilation on and off."""
+    runs = {}
+    for changed in ["3", "all"]:
+        for incremental in [True, False]:
+            name = f"{changed} changed, incremental {'on' if incremental else 'off'}"
+            runs[name] = reload_bench.measure(args.wasmhost, 15, changed, incremental)
+    return runs
 
 
 def main_throughput(args, on, off, hello, nolog, reuse):

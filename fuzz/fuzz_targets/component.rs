@@ -32,10 +32,13 @@ const POOL_INSTANCES: u32 = 4;
 fn loader() -> &'static Loader {
     static LOADER: OnceLock<Arc<Loader>> = OnceLock::new();
     LOADER.get_or_init(|| {
-        let engines = Engines::new(PoolSize {
-            instances: POOL_INSTANCES,
-            ..PoolSize::default()
-        })
+        let engines = Engines::new(
+            PoolSize {
+                instances: POOL_INSTANCES,
+                ..PoolSize::default()
+            },
+            None,
+        )
         .expect("the WASI 0.2 engine builds");
         // A directory below a character device can never be created.
         let artifacts = ArtifactCache::new(PathBuf::from("/dev/null/wasmhost-fuzz-cache"));

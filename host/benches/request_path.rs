@@ -42,10 +42,13 @@ fn hello_service(dir: &std::path::Path) -> Arc<LoadedService> {
     let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
     let metrics = Metrics::new();
     let loader = Loader::new(
-        Engines::new(PoolSize {
-            instances: 64,
-            ..PoolSize::default()
-        })
+        Engines::new(
+            PoolSize {
+                instances: 64,
+                ..PoolSize::default()
+            },
+            None,
+        )
         .unwrap(),
         artifacts,
         metrics.clone(),

@@ -60,6 +60,7 @@ fn a_secret_in_memory_a_table_or_a_global_never_reaches_the_next_instance_in_a_s
             instances: 4,
             ..PoolSize::default()
         },
+        None,
     )
     .unwrap();
     let module = Module::new(&engine, wat::parse_str(MODULE).unwrap()).unwrap();
@@ -109,6 +110,7 @@ fn a_table_grow_bomb_is_refused_by_the_limiter() {
             instances: 4,
             ..PoolSize::default()
         },
+        None,
     )
     .unwrap();
     let module = Module::new(&engine, wat::parse_str(MODULE).unwrap()).unwrap();

@@ -370,3 +370,81 @@ fn unrelated_files_in_a_watched_folder_trigger_no_reload() {
         .count();
     assert_eq!(reloads, 1, "only the component change reloads");
 }
+
+/// `bytes` plus a custom section: the same code, a new sha256 (a rebuild
+/// that only changed metadata).
+fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"wasmhost-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    assert!(payload.len() < 128, "one-byte LEB128 size");
+    let mut out = bytes.to_vec();
+    out.extend_from_slice(&[0, payload.len() as u8]);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The `functions_reused` and `functions_compiled` of the `component
+/// compiled` event of `bytes`, once it is logged.
+fn compiled_event(host: &Host, bytes: &[u8]) -> (u64, u64) {
+    use sha2::Digest as _;
+    let sha256: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let event = host
+        .wait_for_log(Duration::from_secs(10), |e| {
+            e["message"] == "component compiled" && e["sha256"] == sha256.as_str()
+        })
+        .unwrap_or_else(|| panic!("no `component compiled` event for {sha256}"));
+    let count = |field: &str| {
+        event[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} in {event}"))
+    };
+    (count("functions_reused"), count("functions_compiled"))
+}
+
+#[test]
+fn a_recompile_of_unchanged_code_reuses_its_compiled_functions() {
+    let (app, component) = app_with_component(V1);
+    let host = app.host_key("cache_dir", "\"own-cache\"").start();
+    let v1 = std::fs::read(V1).unwrap();
+    let (_, first_compiled) = compiled_event(&host, &v1);
+    assert!(
+        first_compiled > 100,
+        "hello compiles {first_compiled} functions"
+    );
+    let functions = component.parent().unwrap().join("own-cache/functions");
+
+    let rebuilt = with_custom_section(&v1, "rebuild 1");
+    replace_by_rename(&component, &rebuilt);
+    let (reused, compiled) = compiled_event(&host, &rebuilt);
+    // Cranelift gives a few functions a new key on each compile; the rest
+    // come back from `<cache_dir>/functions/`.
+    assert!(
+        reused > first_compiled / 2 && compiled * 4 < reused,
+        "reused {reused}, compiled {compiled} (first compile: {first_compiled})"
+    );
+    assert!(functions.is_dir(), "entries are in {}", functions.display());
+    let resp = host.send(get("/svc"));
+    assert_eq!((resp.status, version_of(&resp)), (200, "v1"));
+}
+
+#[test]
+fn incremental_compilation_off_compiles_every_function_and_keeps_none() {
+    let (app, component) = app_with_component(V1);
+    let host = app
+        .host_key("cache_dir", "\"own-cache\"")
+        .host_key("incremental_compilation", "false")
+        .start();
+    let v1 = std::fs::read(V1).unwrap();
+    assert_eq!(compiled_event(&host, &v1), (0, 0), "no function cache");
+    let rebuilt = with_custom_section(&v1, "rebuild 1");
+    replace_by_rename(&component, &rebuilt);
+    assert_eq!(compiled_event(&host, &rebuilt), (0, 0));
+    let cache = component.parent().unwrap().join("own-cache");
+    assert!(cache.is_dir(), "the compiled-component cache is still used");
+    assert!(!cache.join("functions").exists());
+}

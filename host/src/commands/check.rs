@@ -8,6 +8,7 @@ use crate::services::reload::Reloader;
 use crate::wasm::cache::ArtifactCache;
 use crate::wasm::component::{ComponentCache, Loader};
 use crate::wasm::engine::{Engines, PoolSize};
+use crate::wasm::function_cache::FunctionCache;
 
 /// Checks the manifest and its components without serving; `compile`
 /// reports the filled cache instead of "ok".
@@ -17,12 +18,18 @@ pub fn check(args: CheckArgs, compile: bool) -> anyhow::Result<()> {
         Ok(manifest) => {
             let artifacts = ArtifactCache::new(manifest.host.cache_dir.clone());
             let metrics = Metrics::new();
+            let functions = (manifest.host.incremental_compilation)
+                .then(|| FunctionCache::new(&manifest.host.cache_dir));
             let loader = Loader::new(
-                Engines::new(PoolSize::for_manifest(&manifest))?,
+                Engines::new(PoolSize::for_manifest(&manifest), functions.clone())?,
                 artifacts,
                 metrics.clone(),
             );
-            match Reloader::start(&manifest, ComponentCache::new(loader), metrics) {
+            let started = Reloader::start(&manifest, ComponentCache::new(loader), metrics);
+            if let Some(functions) = functions {
+                functions.flush();
+            }
+            match started {
                 Ok(_) if compile => {
                     println!(
                         "{}: {} service(s) compiled into `{}`",

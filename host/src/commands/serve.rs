@@ -18,6 +18,7 @@ use crate::services::{registry, watch};
 use crate::wasm::cache::ArtifactCache;
 use crate::wasm::component::{ComponentCache, Loader};
 use crate::wasm::engine::{Engines, EpochTicker, PoolSize};
+use crate::wasm::function_cache::FunctionCache;
 
 /// Task polls between two checks for socket readiness (see `serve`).
 const EVENT_INTERVAL: u32 = 4;
@@ -64,7 +65,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep_resident = pool.keep_resident,
             "instance pools sized"
         );
-        let engines = Engines::new(pool)?;
+        let functions = (manifest.host.incremental_compilation)
+            .then(|| FunctionCache::new(&manifest.host.cache_dir));
+        let engines = Engines::new(pool, functions)?;
         let metrics = Metrics::new();
         let readiness = Readiness::new();
         let loading = readiness.loading();
@@ -81,7 +84,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let _ticker = EpochTicker::start(engines);
+        let _ticker = EpochTicker::start(engines.clone());
         // Handlers first: a signal sent right after `listening` must not
         // meet the default action.
         let stop = shutdown::stop_signal().context("installing signal handlers")?;
@@ -179,6 +182,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await
         .unwrap_or_default();
+        // Compiled functions still queued for `<cache_dir>/functions/` (not
+        // waited for at start: readiness does not need them).
+        if let Some(functions) = engines.functions() {
+            functions.flush();
+        }
         tracing::info!("stopped");
         anyhow::Ok(runtimes)
     });

@@ -278,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let manifest = Manifest::from_str("", &dir.path().join("m.toml")).unwrap();
         let metrics = Metrics::new();
-        let engines = Engines::new(PoolSize::default()).unwrap();
+        let engines = Engines::new(PoolSize::default(), None).unwrap();
         let loader = Loader::new(
             engines,
             ArtifactCache::new(dir.path().join("c")),

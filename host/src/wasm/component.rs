@@ -15,6 +15,7 @@ use wasmtime_wasi_http::handler::ProxyPre;
 use crate::observe::metrics::Metrics;
 use crate::wasm::cache::{ArtifactCache, Source};
 use crate::wasm::engine::{Engines, Flavor, Fuel, Runtime};
+use crate::wasm::function_cache::FunctionCache;
 use crate::wasm::state::HostState;
 
 /// Which WASI HTTP world a component exports.
@@ -68,6 +69,7 @@ impl Compiled {
         fuel: Fuel,
     ) -> anyhow::Result<(Compiled, Source)> {
         let p2 = engines.get(Flavor::P2, fuel)?;
+        let functions_before = engines.functions().map(FunctionCache::counts);
         let (runtime, (component, source)) = match artifacts.component(&p2.engine, bytes, sha256) {
             Ok(found) => (p2, found),
             Err(p2_error) => {
@@ -83,7 +85,20 @@ impl Compiled {
         };
         tracing::debug!(path = %path.display(), sha256, ?source, "component ready");
         if source == Source::Compiled {
-            tracing::info!(path = %path.display(), sha256, "component compiled");
+            // Counted across the host: a compile running at the same time
+            // (another service) adds its functions to these.
+            let functions = engines
+                .functions()
+                .zip(functions_before)
+                .map(|(cache, before)| cache.counts().since(before))
+                .unwrap_or_default();
+            tracing::info!(
+                path = %path.display(),
+                sha256,
+                functions_reused = functions.reused,
+                functions_compiled = functions.compiled,
+                "component compiled"
+            );
         }
         Ok((
             Self::prepare(runtime, fuel, &component, sha256, path)?,

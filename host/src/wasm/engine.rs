@@ -30,6 +30,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::manifest::Manifest;
+use crate::wasm::function_cache::FunctionCache;
 use crate::wasm::state::HostState;
 
 /// How often the engine's epoch advances. Every running guest reaches an
@@ -175,8 +176,14 @@ impl Fuel {
 
 /// Builds an engine: async, the component model (with component-model-async
 /// for [`Flavor::P3`]), fuel when `fuel` says so, epoch interruption and the
-/// pooling allocator with resident-memory reuse.
-pub fn new_engine(flavor: Flavor, fuel: Fuel, size: PoolSize) -> anyhow::Result<Engine> {
+/// pooling allocator with resident-memory reuse; compiled functions are
+/// looked up in and added to `functions` when there is one.
+pub fn new_engine(
+    flavor: Flavor,
+    fuel: Fuel,
+    size: PoolSize,
+    functions: Option<&Arc<FunctionCache>>,
+) -> anyhow::Result<Engine> {
     let instances = size.instances;
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -210,6 +217,9 @@ pub fn new_engine(flavor: Flavor, fuel: Fuel, size: PoolSize) -> anyhow::Result<
     pool.async_stack_keep_resident(64 << 10);
     pool.pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if let Some(functions) = functions {
+        config.enable_incremental_compilation(functions.clone())?;
+    }
 
     Engine::new(&config)
         .map_err(anyhow::Error::from)
@@ -243,8 +253,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    fn new(flavor: Flavor, fuel: Fuel, size: PoolSize) -> anyhow::Result<Runtime> {
-        let engine = new_engine(flavor, fuel, size)?;
+    fn new(
+        flavor: Flavor,
+        fuel: Fuel,
+        size: PoolSize,
+        functions: Option<&Arc<FunctionCache>>,
+    ) -> anyhow::Result<Runtime> {
+        let engine = new_engine(flavor, fuel, size, functions)?;
         let linker = new_linker(&engine, flavor)?;
         Ok(Runtime { engine, linker })
     }
@@ -266,6 +281,8 @@ const KINDS: [(Flavor, Fuel); 4] = [
 struct EnginesInner {
     /// Pool size of each engine (see [`PoolSize`]).
     size: PoolSize,
+    /// The incremental compilation cache all engines share, if any.
+    functions: Option<Arc<FunctionCache>>,
     /// One per [`KINDS`] entry, built on first use.
     runtimes: [std::sync::OnceLock<Runtime>; 4],
     /// Serializes building engines.
@@ -274,10 +291,12 @@ struct EnginesInner {
 
 impl Engines {
     /// Builds the WASI 0.2 engine with fuel and its linker; each engine's
-    /// pool is sized `size`.
-    pub fn new(size: PoolSize) -> anyhow::Result<Engines> {
+    /// pool is sized `size`, and each compiles through `functions` (the
+    /// incremental compilation cache) when given.
+    pub fn new(size: PoolSize, functions: Option<Arc<FunctionCache>>) -> anyhow::Result<Engines> {
         let engines = Engines(Arc::new(EnginesInner {
             size,
+            functions,
             runtimes: Default::default(),
             building: std::sync::Mutex::new(()),
         }));
@@ -298,9 +317,19 @@ impl Engines {
         }
         let _building = self.0.building.lock().unwrap_or_else(|e| e.into_inner());
         if slot.get().is_none() {
-            let _ = slot.set(Runtime::new(flavor, fuel, self.0.size)?);
+            let _ = slot.set(Runtime::new(
+                flavor,
+                fuel,
+                self.0.size,
+                self.0.functions.as_ref(),
+            )?);
         }
         Ok(slot.get().expect("set above"))
+    }
+
+    /// The incremental compilation cache, if the engines have one.
+    pub fn functions(&self) -> Option<&FunctionCache> {
+        self.0.functions.as_deref()
     }
 
     /// Advances the epoch of every engine built so far.

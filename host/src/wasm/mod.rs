@@ -2,6 +2,7 @@
 //!
 //! - [`engine`]: the engines (async, pooling allocator, fuel, epochs), the linkers, the epoch ticker.
 //! - [`cache`]: the precompiled-artifact cache on disk (`cache_dir`).
+//! - [`function_cache`]: the incremental compilation cache: compiled functions on disk, reused when a component is compiled again.
 //! - [`component`]: compiled components and their in-memory cache by content hash.
 //! - [`sandbox`]: a service version's sandbox and the one function that builds a `Store` from it.
 //! - [`state`]: per-request store data (`HostState`), its WASI views and the memory limiter.
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod component;
 pub mod engine;
+pub mod function_cache;
 pub mod guest_log;
 pub mod keyvalue;
 pub mod keyvalue_draft;

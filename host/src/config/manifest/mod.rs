@@ -88,6 +88,9 @@ pub struct HostConfig {
     /// One log line per request; off, only failures and rejections are
     /// logged. Default `true`.
     pub access_log: bool,
+    /// Compiled functions kept in `<cache_dir>/functions/` and reused when
+    /// a component is compiled again. Default `true`.
+    pub incremental_compilation: bool,
     /// Registries (`host:port`) reached over plain HTTP instead of HTTPS.
     pub insecure_registries: Vec<String>,
     /// The largest `oci://` component pulled, in bytes. Default 256 MiB.
@@ -112,6 +115,7 @@ impl Default for HostConfig {
             max_connections: 10_000,
             data_dir: PathBuf::from(".wasmhost-data"),
             access_log: true,
+            incremental_compilation: true,
             insecure_registries: Vec::new(),
             max_artifact_size: 256 << 20,
             pull_timeout: Duration::from_secs(120),

@@ -190,6 +190,11 @@ section! {
         /// requests are counted in the metrics only; failures and rejections
         /// are still logged. Default `true`. Example: `access_log = false`
         access_log: bool,
+        /// Keep each compiled function in `<cache_dir>/functions/` and
+        /// reuse it when a component is compiled again (a reload after an
+        /// edit compiles only what changed). Default `true`. Example:
+        /// `incremental_compilation = false`
+        incremental_compilation: bool,
         /// Registries (`host:port`) pulled from over plain HTTP, not HTTPS.
         /// Default none. Example: `insecure_registries = ["127.0.0.1:5000"]`
         insecure_registries: Vec<Spanned<MaybeString>>,

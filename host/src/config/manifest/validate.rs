@@ -107,6 +107,10 @@ fn host_config(spec: &ManifestSpec, dir: &Path, cx: &mut Collector<'_>) -> HostC
             .access_log
             .as_ref()
             .map_or(defaults.access_log, |a| *a.get_ref()),
+        incremental_compilation: host
+            .incremental_compilation
+            .as_ref()
+            .map_or(defaults.incremental_compilation, |a| *a.get_ref()),
         max_artifact_size: host
             .max_artifact_size
             .as_ref()
