@@ -2,7 +2,7 @@
 //! cache across restarts, `--idle-exit`, and systemd socket activation.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -180,13 +180,21 @@ fn a_warm_cache_compiles_nothing_and_a_corrupt_artifact_is_recompiled() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&cache), 0o700);
-    let artifacts: Vec<_> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    let artifacts = files(&cache);
     assert_eq!(artifacts.len(), 2, "{artifacts:?}");
-    for artifact in &artifacts {
-        assert_eq!(mode(artifact), 0o600, "{}", artifact.display());
+    // The incremental compilation cache: its own folder, its packs too.
+    let packs = files(&cache.join("functions"));
+    assert!(!packs.is_empty());
+    assert_eq!(mode(&cache.join("functions")), 0o700);
+    for file in artifacts.iter().chain(&packs) {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 
     // Warm: nothing compiled.
