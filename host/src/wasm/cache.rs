@@ -58,8 +58,8 @@ impl ArtifactCache {
             return Ok((component, Source::Cache));
         }
         let path = self.path(engine, sha256);
-        crate::wasm::priority::lower_compiler_threads();
-        let component = Component::from_binary(engine, bytes).map_err(anyhow::Error::from)?;
+        let component = crate::wasm::priority::compiling(|| Component::from_binary(engine, bytes))
+            .map_err(anyhow::Error::from)?;
         // Storing is off the critical path: the caller serves the component
         // while its machine code is written for the next start.
         match component.serialize() {

@@ -11,7 +11,7 @@
 //!
 //! Entries are appended to pack files, one per process that wrote any
 //! (`<pid>-<time>.pack`): a small file per function cost the first compile
-//! of a 21 MB Python component 0.7 s of file creation. Each pack starts with
+//! of the 18 MB Python hello 0.7 s of file creation. Each pack starts with
 //! [`PACK_MAGIC`], then holds records `key (32 bytes) | length (u32 LE) |
 //! entry`. A record cut short (a crash while writing) ends the pack's scan.
 //! The packs are scanned once, on the first lookup, into an index of where
