@@ -4,36 +4,22 @@ from connections import print_connections
 
 
 def print_report(report, args):
-    if "throughput" in report:
-        print_throughput(report, args)
-    if "connections" in report:
-        print_connections(report, args)
-    if "cold_start" in report:
-        print_cold(report, args)
-    if "fairness" in report:
-        print_fairness(report)
-    if "heavy" in report:
-        print_heavy(report, args)
-    if "kv" in report:
-        print_kv(report, args)
-    if "chain" in report:
-        print_chain(report, args)
-    if "tracing" in report:
-        print_tracing(report, args)
-    if "oci" in report:
-        print_oci(report, args)
-    if "reload" in report:
-        print_reload(report)
-    if "accesslog" in report:
-        a = report["accesslog"]
-        print(f"## Access log (hello, wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} "
-              "alternating rounds)\n")
-        print("| target | req/s | p50 ms | p99 ms |")
-        print("|---|---:|---:|---:|")
-        for name in ["access log on", "access log off"]:
-            r = a[name]
-            print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
-        print(f"\nOff vs on: req/s {a['access log off']['rps'] / a['access log on']['rps']:.3f}x\n")
+    """Each section present in `report`, in this order."""
+    for key, printer in SECTION_PRINTERS:
+        if key in report:
+            printer(report, args)
+
+
+def print_accesslog(report, args):
+    a = report["accesslog"]
+    print(f"## Access log (hello, wrk -t2 -c32 -d{args.seconds}s, median of {args.rounds} "
+          "alternating rounds)\n")
+    print("| target | req/s | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|")
+    for name in ["access log on", "access log off"]:
+        r = a[name]
+        print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    print(f"\nOff vs on: req/s {a['access log off']['rps'] / a['access log on']['rps']:.3f}x\n")
 
 
 def print_oci(report, args):
@@ -84,7 +70,7 @@ def print_cold(report, args):
           " (goal <= 0.5x)\n")
 
 
-def print_fairness(report):
+def print_fairness(report, args):
     f = report["fairness"]
     print("## Fairness (hello, wrk -t1 -c1, alone vs beside 3 spinning guests)\n")
     print(f"p50 {f['p50_alone_ms']:.3f} ms alone, {f['p50_spinning_ms']:.3f} ms with spinners: "
@@ -187,7 +173,7 @@ def print_heavy(report, args):
     print()
 
 
-def print_reload(report):
+def print_reload(report, args):
     print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then 15 times "
           "under wrk -t2 -c32; each swap new bytes)\n")
     print("| functions changed per swap | incremental compilation | p50 idle ms | p50 under load ms "
@@ -200,3 +186,19 @@ def print_reload(report):
               f"| {r['burst_rps'] / r['steady_rps']:.2f} "
               f"| {r['steady_failed'] + r['burst_failed']} |")
     print()
+
+
+# The report's sections, in the order they are printed.
+SECTION_PRINTERS = [
+    ("throughput", print_throughput),
+    ("connections", print_connections),
+    ("cold_start", print_cold),
+    ("fairness", print_fairness),
+    ("heavy", print_heavy),
+    ("kv", print_kv),
+    ("chain", print_chain),
+    ("tracing", print_tracing),
+    ("oci", print_oci),
+    ("reload", print_reload),
+    ("accesslog", print_accesslog),
+]
