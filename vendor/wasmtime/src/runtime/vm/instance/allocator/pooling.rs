@@ -108,11 +108,16 @@ impl ShardId {
 /// overhead, while still being enough shards to make lock collisions
 /// rare given the very short critical sections involved.
 pub(crate) fn default_shard_count() -> u32 {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(16);
-    u32::try_from(n).unwrap()
+    // wasmhost patch: computed once per process. `available_parallelism`
+    // reads three cgroup files each time, and a pool asks four times.
+    static SHARDS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SHARDS.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(16);
+        u32::try_from(n).unwrap()
+    })
 }
 
 /// Pick this thread's shard (used for both the sharded decommit queue and

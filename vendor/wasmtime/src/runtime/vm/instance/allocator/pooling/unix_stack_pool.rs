@@ -24,6 +24,11 @@ pub struct StackPool {
     index_allocator: SimpleIndexAllocator,
     async_stack_zeroing: bool,
     async_stack_keep_resident: HostAlignedByteCount,
+    /// wasmhost patch: whether each slot's guard page is protected yet.
+    /// Guard pages are protected when their slot is first allocated rather
+    /// than all at creation (one `mprotect`, and one split of the mapping,
+    /// per slot: most of a host's start-up for a pool of hundreds).
+    guarded: Box<[core::sync::atomic::AtomicBool]>,
 }
 
 impl StackPool {
@@ -33,8 +38,6 @@ impl StackPool {
     }
 
     pub fn new(config: &PoolingAllocationConfig) -> Result<Self> {
-        use rustix::mm::{MprotectFlags, mprotect};
-
         let page_size = HostAlignedByteCount::host_page_size();
 
         // Add a page to the stack size for the guard page when using fiber stacks
@@ -55,24 +58,10 @@ impl StackPool {
         let mapping = Mmap::accessible_reserved(allocation_size, allocation_size)
             .context("failed to create stack pool mapping")?;
 
-        // Set up the stack guard pages.
-        if !allocation_size.is_zero() {
-            unsafe {
-                for i in 0..max_stacks {
-                    // Safety: i < max_stacks and we've already checked that
-                    // stack_size * max_stacks is valid.
-                    let offset = stack_size.unchecked_mul(i);
-                    // Make the stack guard page inaccessible.
-                    let bottom_of_stack = mapping.as_ptr().add(offset.byte_count()).cast_mut();
-                    mprotect(
-                        bottom_of_stack.cast(),
-                        page_size.byte_count(),
-                        MprotectFlags::empty(),
-                    )
-                    .context("failed to protect stack guard page")?;
-                }
-            }
-        }
+        // wasmhost patch: the guard pages are set up lazily, in `allocate`.
+        let guarded = (0..max_stacks)
+            .map(|_| core::sync::atomic::AtomicBool::new(false))
+            .collect();
 
         Ok(Self {
             mapping,
@@ -84,6 +73,7 @@ impl StackPool {
                 config.async_stack_keep_resident,
             )?,
             index_allocator: SimpleIndexAllocator::new(config.limits.total_stacks)?,
+            guarded,
         })
     }
 
@@ -118,6 +108,24 @@ impl StackPool {
                 .as_ptr()
                 .add(self.stack_size.unchecked_mul(index).byte_count())
                 .cast_mut();
+
+            // wasmhost patch: protect the slot's guard page the first time
+            // the slot is handed out. No other thread holds this index, so
+            // only this one can be protecting it; the flag is only set once
+            // the page is protected, before the stack is used.
+            let guarded = &self.guarded[index];
+            if !guarded.load(core::sync::atomic::Ordering::Acquire) {
+                use rustix::mm::{MprotectFlags, mprotect};
+                if let Err(err) = mprotect(
+                    bottom_of_stack.cast(),
+                    self.page_size.byte_count(),
+                    MprotectFlags::empty(),
+                ) {
+                    self.index_allocator.free(SlotId(index as u32), 0);
+                    return Err(err).context("failed to protect stack guard page");
+                }
+                guarded.store(true, core::sync::atomic::Ordering::Release);
+            }
 
             let stack = wasmtime_fiber::FiberStack::from_raw_parts(
                 bottom_of_stack,
