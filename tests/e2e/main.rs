@@ -9,6 +9,7 @@ mod cli;
 mod compat;
 mod deploy;
 mod edge;
+mod function_cache;
 mod hostile;
 mod isolation;
 mod limits;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::support::*;
 
 /// Two versions of "the same" service, told apart by their answers.
-const V1: &str = HELLO; // "hello from wasmhost"
+pub(crate) const V1: &str = HELLO; // "hello from wasmhost"
 const V2: &str = RAW_PROXY; // "raw proxy ok ..."
 
-fn version_of(resp: &Resp) -> &'static str {
+pub(crate) fn version_of(resp: &Resp) -> &'static str {
     if resp.text().starts_with("hello") {
         "v1"
     } else if resp.text().starts_with("raw proxy ok") {
@@ -24,7 +24,7 @@ fn version_of(resp: &Resp) -> &'static str {
 
 /// Replaces `path` the way editors and `cargo build` do: write a temporary
 /// file next to it, then rename it over.
-fn replace_by_rename(path: &Path, bytes: &[u8]) {
+pub(crate) fn replace_by_rename(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -42,7 +42,7 @@ fn within(host: &Host, limit: Duration, what: &str, check: impl Fn() -> bool) ->
     host.wait_until(limit, &format!("{what} to be visible"), check)
 }
 
-fn app_with_component(bytes_of: &str) -> (TestApp, PathBuf) {
+pub(crate) fn app_with_component(bytes_of: &str) -> (TestApp, PathBuf) {
     let app = TestApp::new().watch();
     let component = app.dir().join("svc.wasm");
     std::fs::copy(bytes_of, &component).unwrap();
@@ -369,103 +369,4 @@ fn unrelated_files_in_a_watched_folder_trigger_no_reload() {
         .filter(|e| e["message"] == "reload")
         .count();
     assert_eq!(reloads, 1, "only the component change reloads");
-}
-
-/// `bytes` plus a custom section: the same code, a new sha256 (a rebuild
-/// that only changed metadata).
-fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"wasmhost-test";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    assert!(payload.len() < 128, "one-byte LEB128 size");
-    let mut out = bytes.to_vec();
-    out.extend_from_slice(&[0, payload.len() as u8]);
-    out.extend_from_slice(&payload);
-    out
-}
-
-/// The `functions_reused` and `functions_compiled` of the `component
-/// compiled` event of `bytes`, once it is logged.
-fn compiled_event(host: &Host, bytes: &[u8]) -> (u64, u64) {
-    use sha2::Digest as _;
-    let sha256: String = sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let event = host
-        .wait_for_log(Duration::from_secs(10), |e| {
-            e["message"] == "component compiled" && e["sha256"] == sha256.as_str()
-        })
-        .unwrap_or_else(|| panic!("no `component compiled` event for {sha256}"));
-    let count = |field: &str| {
-        event[field]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{field} in {event}"))
-    };
-    (count("functions_reused"), count("functions_compiled"))
-}
-
-#[test]
-fn a_recompile_of_unchanged_code_reuses_its_compiled_functions() {
-    let (app, component) = app_with_component(V1);
-    let mut first = app.host_key("cache_dir", "\"own-cache\"").start();
-    let v1 = std::fs::read(V1).unwrap();
-    let (_, first_compiled) = compiled_event(&first, &v1);
-    assert!(
-        first_compiled > 100,
-        "hello compiles {first_compiled} functions"
-    );
-    let functions = component.parent().unwrap().join("own-cache/functions");
-
-    // A reload of a rebuilt component (same code, new bytes) takes the
-    // first compile's functions. They are written in the background, so a
-    // few may not be in the cache yet.
-    let rebuilt = with_custom_section(&v1, "rebuild 1");
-    replace_by_rename(&component, &rebuilt);
-    let (reused, compiled) = compiled_event(&first, &rebuilt);
-    assert!(
-        reused > first_compiled / 2 && compiled * 4 < reused,
-        "reused {reused}, compiled {compiled} (first compile: {first_compiled})"
-    );
-    let resp = first.send(get("/svc"));
-    assert_eq!((resp.status, version_of(&resp)), (200, "v1"));
-
-    // Stopping writes every entry out; the next process reads the packs and
-    // compiles no function of unchanged code (vendor/wasmtime-internal-
-    // cranelift/PATCHED.md: none gets a new key).
-    first.signal("TERM");
-    first
-        .wait_exit(Duration::from_secs(30))
-        .expect("the host stops");
-    assert!(functions.is_dir(), "entries are in {}", functions.display());
-    let again = with_custom_section(&v1, "rebuild 2");
-    std::fs::write(&component, &again).unwrap();
-    let second = Host::start(StartOptions {
-        manifest: &first.manifest,
-        args: Vec::new(),
-        env: Vec::new(),
-    });
-    let (reused, compiled) = compiled_event(&second, &again);
-    assert_eq!(compiled, 0, "reused {reused}");
-    assert!(reused > 100, "reused {reused}");
-    let resp = second.send(get("/svc"));
-    assert_eq!((resp.status, version_of(&resp)), (200, "v1"));
-}
-
-#[test]
-fn incremental_compilation_off_compiles_every_function_and_keeps_none() {
-    let (app, component) = app_with_component(V1);
-    let host = app
-        .host_key("cache_dir", "\"own-cache\"")
-        .host_key("incremental_compilation", "false")
-        .start();
-    let v1 = std::fs::read(V1).unwrap();
-    assert_eq!(compiled_event(&host, &v1), (0, 0), "no function cache");
-    let rebuilt = with_custom_section(&v1, "rebuild 1");
-    replace_by_rename(&component, &rebuilt);
-    assert_eq!(compiled_event(&host, &rebuilt), (0, 0));
-    let cache = component.parent().unwrap().join("own-cache");
-    assert!(cache.is_dir(), "the compiled-component cache is still used");
-    assert!(!cache.join("functions").exists());
 }

@@ -97,6 +97,7 @@ impl Compiled {
                 sha256,
                 functions_reused = functions.reused,
                 functions_compiled = functions.compiled,
+                functions_untranslated = functions.untranslated,
                 "component compiled"
             );
         }

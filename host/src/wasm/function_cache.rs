@@ -49,7 +49,16 @@ pub struct FunctionCache {
     reused: AtomicU64,
     /// Functions compiled (and handed to the writer).
     compiled: AtomicU64,
+    /// Functions found by their Wasm body, so not even translated.
+    untranslated: AtomicU64,
 }
+
+/// The first bytes of the entries the patched `wasmtime-internal-cranelift`
+/// writes under a function's Wasm-level key (`vendor/wasmtime-internal-
+/// cranelift/src/wasm_cache.rs`, `ENTRY_MAGIC`): each points at the
+/// Cranelift entry that holds the function's machine code, so they are
+/// counted apart.
+const WASM_LEVEL_MAGIC: &[u8] = b"wasmhost-wfn-v1\n";
 
 /// The packs in `<cache_dir>/functions/`.
 #[derive(Debug)]
@@ -90,6 +99,9 @@ pub struct Counts {
     pub reused: u64,
     /// Compiled.
     pub compiled: u64,
+    /// Of those reused, found by their Wasm body: neither translated to
+    /// Cranelift's IR nor hashed.
+    pub untranslated: u64,
 }
 
 impl Counts {
@@ -98,6 +110,7 @@ impl Counts {
         Counts {
             reused: self.reused.saturating_sub(earlier.reused),
             compiled: self.compiled.saturating_sub(earlier.compiled),
+            untranslated: self.untranslated.saturating_sub(earlier.untranslated),
         }
     }
 }
@@ -113,6 +126,7 @@ impl FunctionCache {
             writes: Mutex::new(None),
             reused: AtomicU64::new(0),
             compiled: AtomicU64::new(0),
+            untranslated: AtomicU64::new(0),
         })
     }
 
@@ -121,6 +135,7 @@ impl FunctionCache {
         Counts {
             reused: self.reused.load(Ordering::Relaxed),
             compiled: self.compiled.load(Ordering::Relaxed),
+            untranslated: self.untranslated.load(Ordering::Relaxed),
         }
     }
 
@@ -169,7 +184,11 @@ impl wasmtime::CacheStore for FunctionCache {
         };
         let mut entry = vec![0; at.len as usize];
         file.read_exact_at(&mut entry, at.offset).ok()?;
-        self.reused.fetch_add(1, Ordering::Relaxed);
+        if entry.starts_with(WASM_LEVEL_MAGIC) {
+            self.untranslated.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+        }
         Some(Cow::Owned(entry))
     }
 
@@ -177,7 +196,9 @@ impl wasmtime::CacheStore for FunctionCache {
         let Ok(key) = Key::try_from(key) else {
             return false;
         };
-        self.compiled.fetch_add(1, Ordering::Relaxed);
+        if !value.starts_with(WASM_LEVEL_MAGIC) {
+            self.compiled.fetch_add(1, Ordering::Relaxed);
+        }
         self.sender()
             .is_some_and(|writes| writes.send((key, value)).is_ok())
     }
@@ -329,7 +350,24 @@ mod tests {
             cache.counts(),
             Counts {
                 reused: 1,
-                compiled: 2
+                compiled: 2,
+                untranslated: 0,
+            }
+        );
+        // An entry under a Wasm-level key only points at one of the above:
+        // it counts as neither compiled nor reused, and a hit on it as a
+        // function not translated.
+        let mut pointer = WASM_LEVEL_MAGIC.to_vec();
+        pointer.extend_from_slice(&a);
+        assert!(cache.insert(&[0xee; 32], pointer.clone()));
+        cache.flush();
+        assert_eq!(entry(&cache, &[0xee; 32]), Some(pointer));
+        assert_eq!(
+            cache.counts(),
+            Counts {
+                reused: 1,
+                compiled: 2,
+                untranslated: 1,
             }
         );
 

@@ -62,6 +62,12 @@ struct CompilerContext {
     validator_allocations: FuncValidatorAllocations,
     debug_slot_descriptor: Option<FrameStateSlotBuilder>,
     abi: Option<Abi>,
+    /// wasmhost patch (see `wasm_cache`): machine code found by the
+    /// function's Wasm-level key; the function was not translated.
+    precompiled: Option<CompiledCode>,
+    /// wasmhost patch: the function's Wasm-level key and whether it needs a
+    /// GC heap, when it was translated and its entry is to be written.
+    wasm_key: Option<([u8; 32], bool)>,
 }
 
 impl Default for CompilerContext {
@@ -73,6 +79,8 @@ impl Default for CompilerContext {
             validator_allocations: Default::default(),
             debug_slot_descriptor: None,
             abi: None,
+            precompiled: None,
+            wasm_key: None,
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct Compiler {
     cache_store: Option<Arc<dyn CacheStore>>,
     clif_dir: Option<path::PathBuf>,
     pub(crate) wmemcheck: bool,
+    /// wasmhost patch: hash of every compiler setting, for Wasm-level keys.
+    fingerprint: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Drop for Compiler {
@@ -138,7 +148,92 @@ impl Compiler {
             cache_store,
             clif_dir,
             wmemcheck,
+            fingerprint: std::sync::OnceLock::new(),
         }
+    }
+
+    /// wasmhost patch (see `wasm_cache`): hash of everything about this
+    /// compiler that the code of a Wasm function depends on.
+    fn fingerprint(&self) -> &[u8; 32] {
+        self.fingerprint.get_or_init(|| {
+            use sha2::Digest as _;
+            let mut sha = sha2::Sha256::new();
+            sha.update(b"wasmhost compiler fingerprint v1");
+            sha.update(env!("CARGO_PKG_VERSION").as_bytes());
+            sha.update(format!("{:?}", self.tunables).as_bytes());
+            sha.update(self.isa.name().as_bytes());
+            crate::wasm_cache::hash_into(&mut sha, &self.isa.triple());
+            crate::wasm_cache::hash_into(&mut sha, self.isa.flags());
+            crate::wasm_cache::hash_into(&mut sha, &self.isa.isa_flags_hash_key());
+            sha.update([
+                u8::from(self.emit_debug_checks),
+                u8::from(self.wmemcheck),
+                u8::from(self.linkopts.force_jump_veneers),
+                u8::from(self.linkopts.padding_between_functions > 0),
+            ]);
+            sha.update((self.linkopts.padding_between_functions as u64).to_le_bytes());
+            sha.finalize().into()
+        })
+    }
+
+    /// wasmhost patch (see `wasm_cache`): the Wasm-level key of function
+    /// `key` of `translation` with body `body`, when this layer applies:
+    /// an incremental cache is configured, the module is registered, and
+    /// nothing needs the function's IR (inlining, CLIF output, native debug
+    /// information, guest debugging).
+    fn wasm_level_key(
+        &self,
+        translation: &ModuleTranslation<'_>,
+        key: FuncKey,
+        body: &wasmparser::FunctionBody<'_>,
+    ) -> Option<[u8; 32]> {
+        if self.cache_store.is_none()
+            || self.clif_dir.is_some()
+            || self.tunables.debug_native
+            || self.tunables.debug_guest
+            || self.tunables.inlining != wasmtime_environ::Inlining::No
+        {
+            return None;
+        }
+        let environment = crate::wasm_cache::registered(translation)?;
+        let mut reader = body.get_binary_reader();
+        let bytes = reader.read_bytes(reader.bytes_remaining()).ok()?;
+        Some(crate::wasm_cache::function_key(
+            &environment,
+            self.fingerprint(),
+            key.into_raw_parts(),
+            bytes,
+        ))
+    }
+
+    /// wasmhost patch (see `wasm_cache`): the machine code of the function
+    /// with Wasm-level key `wasm_key`, body starting at `body_offset`, if
+    /// both its entries are in the cache and readable; `function` (named
+    /// and typed, otherwise empty) gets the function's parameters (base
+    /// source location and external names) only when they are.
+    fn wasm_level_lookup(
+        &self,
+        wasm_key: &[u8; 32],
+        body_offset: usize,
+        function: &mut ir::Function,
+    ) -> Option<(CompiledCode, bool)> {
+        let mut found =
+            ir::Function::with_name_signature(function.name.clone(), function.signature.clone());
+        let store = self.cache_store.as_ref()?;
+        let entry = crate::wasm_cache::Entry::decode(&store.get(wasm_key)?)?;
+        let machine_code = store.get(&entry.ir_key)?;
+        if let Some(delta) = entry.base_srcloc_delta {
+            let base = u32::try_from(body_offset).ok()?.checked_add(delta)?;
+            found.params.ensure_base_srcloc(ir::SourceLoc::new(base));
+        }
+        for name in entry.names {
+            found.params.ensure_user_func_name(name);
+        }
+        let code =
+            cranelift_codegen::incremental_cache::try_finish_recompile(&found, &machine_code)
+                .ok()?;
+        *function = found;
+        Some((code, entry.needs_gc_heap))
     }
 
     /// Perform an indirect call from Cranelift-generated code to native code in
@@ -505,6 +600,21 @@ impl wasmtime_environ::Compiler for Compiler {
         let FunctionBodyData { validator, body } = input;
         let func_body_offset = body.get_binary_reader().original_position();
 
+        // wasmhost patch (see `wasm_cache`): a function whose body and
+        // environment were compiled before is not translated again.
+        let wasm_key = self.wasm_level_key(translation, key, &body);
+        if let Some(wasm_key) = &wasm_key {
+            if let Some((code, needs_gc_heap)) =
+                self.wasm_level_lookup(wasm_key, func_body_offset, &mut context.func)
+            {
+                compiler.cx.precompiled = Some(code);
+                return Ok(CompiledFunctionBody {
+                    code: box_dyn_any_compiler_context(Some(compiler.cx)),
+                    needs_gc_heap,
+                });
+            }
+        }
+
         let mut func_env = FuncEnvironment::new(
             self,
             translation,
@@ -572,6 +682,7 @@ impl wasmtime_environ::Compiler for Compiler {
         )?;
 
         let needs_gc_heap = func_env.needs_gc_heap();
+        compiler.cx.wasm_key = wasm_key.map(|key| (key, needs_gc_heap));
 
         if let Some((_, slot_builder)) = func_env.state_slot {
             compiler.cx.debug_slot_descriptor = Some(slot_builder);
@@ -1080,10 +1191,13 @@ impl InliningCompiler for Compiler {
     }
 }
 
-struct CraneliftCacheStore(Arc<dyn CacheStore>);
+/// The cache store, and (wasmhost patch) the IR-level key of the last
+/// lookup, which a Wasm-level entry points at.
+struct CraneliftCacheStore(Arc<dyn CacheStore>, std::cell::Cell<Option<[u8; 32]>>);
 
 impl cranelift_codegen::incremental_cache::CacheKvStore for CraneliftCacheStore {
     fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        self.1.set(key.try_into().ok());
         self.0.get(key)
     }
     fn insert(&mut self, key: &[u8], val: Vec<u8>) {
@@ -1095,20 +1209,30 @@ fn compile_maybe_cached<'a>(
     context: &'a mut Context,
     isa: &dyn TargetIsa,
     cache_ctx: Option<&mut IncrementalCacheContext>,
-) -> Result<CompiledCode, CompileError> {
+) -> (Result<CompiledCode, CompileError>, Option<[u8; 32]>) {
     let cache_ctx = match cache_ctx {
         Some(ctx) => ctx,
-        None => return compile_uncached(context, isa),
+        None => return (compile_uncached(context, isa), None),
     };
 
     // wasmhost patch (see PATCHED.md): exception tables that no instruction
     // refers to do not affect the code, but they are part of the cache key
     // and their contents vary from one compile to the next.
     drop_unreferenced_exception_tables(&mut context.func);
-    let mut cache_store = CraneliftCacheStore(cache_ctx.cache_store.clone());
-    let (_compiled_code, from_cache) = context
-        .compile_with_cache(isa, &mut cache_store, &mut Default::default())
-        .map_err(|error| CompileError::Codegen(pretty_error(&error.func, error.inner)))?;
+    let mut cache_store = CraneliftCacheStore(cache_ctx.cache_store.clone(), Default::default());
+    let from_cache =
+        match context.compile_with_cache(isa, &mut cache_store, &mut Default::default()) {
+            Ok((_, from_cache)) => from_cache,
+            Err(error) => {
+                return (
+                    Err(CompileError::Codegen(pretty_error(
+                        &error.func,
+                        error.inner,
+                    ))),
+                    None,
+                );
+            }
+        };
 
     if from_cache {
         cache_ctx.num_hits += 1;
@@ -1116,7 +1240,10 @@ fn compile_maybe_cached<'a>(
         cache_ctx.num_cached += 1;
     }
 
-    Ok(context.take_compiled_code().unwrap())
+    (
+        Ok(context.take_compiled_code().unwrap()),
+        cache_store.1.get(),
+    )
 }
 
 /// wasmhost patch (see PATCHED.md): empties `func`'s exception tables when
@@ -1299,6 +1426,8 @@ impl Compiler {
             cx: saved_context
                 .map(|mut ctx| {
                     ctx.codegen_context.clear();
+                    ctx.precompiled = None;
+                    ctx.wasm_key = None;
                     ctx
                 })
                 .unwrap_or_else(|| CompilerContext {
@@ -1649,8 +1778,12 @@ impl FunctionCompiler<'_> {
         // fail if the backend has a bug in it. Use `context` after this
         // finishes to optionally emit CLIF and then after that's done actually
         // propagate the error if one happened.
-        let compilation_result =
-            compile_maybe_cached(context, isa, self.cx.incremental_cache_ctx.as_mut());
+        // wasmhost patch (see `wasm_cache`): machine code found by the
+        // function's Wasm-level key needs no compiling.
+        let (compilation_result, ir_key) = match self.cx.precompiled.take() {
+            Some(code) => (Ok(code), None),
+            None => compile_maybe_cached(context, isa, self.cx.incremental_cache_ctx.as_mut()),
+        };
 
         if let Some(path) = &self.compiler.clif_dir {
             use std::io::Write;
@@ -1708,6 +1841,40 @@ impl FunctionCompiler<'_> {
 
         if let Some(builder) = self.cx.debug_slot_descriptor.take() {
             compiled_function.debug_slot_descriptor = Some(builder);
+        }
+
+        // wasmhost patch (see `wasm_cache`): a translated function's
+        // Wasm-level entry points at its IR-level one.
+        if let (Some((wasm_key, needs_gc_heap)), Some(ir_key), Some((body, _))) =
+            (self.cx.wasm_key.take(), ir_key, body_and_tunables)
+        {
+            let body_offset = body.get_binary_reader().original_position();
+            let base = context.func.params.base_srcloc();
+            let base_srcloc_delta = if base.is_default() {
+                Some(None)
+            } else {
+                (base.bits() as usize)
+                    .checked_sub(body_offset)
+                    .and_then(|delta| u32::try_from(delta).ok())
+                    .map(Some)
+            };
+            if let (Some(base_srcloc_delta), Some(store)) =
+                (base_srcloc_delta, self.compiler.cache_store.as_ref())
+            {
+                let entry = crate::wasm_cache::Entry {
+                    ir_key,
+                    base_srcloc_delta,
+                    needs_gc_heap,
+                    names: context
+                        .func
+                        .params
+                        .user_named_funcs()
+                        .values()
+                        .cloned()
+                        .collect(),
+                };
+                store.insert(&wasm_key, entry.encode());
+            }
         }
 
         if body_and_tunables

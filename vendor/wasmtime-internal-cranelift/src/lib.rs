@@ -45,6 +45,7 @@ mod debug;
 mod func_environ;
 mod translate;
 mod trap;
+pub mod wasm_cache;
 
 use self::compiler::Compiler;
 

@@ -86,6 +86,12 @@ pub(crate) fn build_module_artifacts<T: FinishedObject>(
     .translate(parser, wasm)
     .context("failed to parse WebAssembly module")?;
     prepare_translation(engine, compiler, &mut translation, &mut types);
+    // wasmhost patch: registers the module with the Wasm-level function
+    // cache for the length of the compile (see
+    // `vendor/wasmtime-internal-cranelift/src/wasm_cache.rs`).
+    #[cfg(feature = "cranelift")]
+    let _registration =
+        wasmtime_cranelift::wasm_cache::register(&translation, &types, engine.features().bits());
     let functions = mem::take(&mut translation.function_body_inputs);
 
     let compile_inputs = CompileInputs::for_module(&types, &translation, functions);
@@ -174,6 +180,21 @@ pub(crate) fn build_component_artifacts<T: FinishedObject>(
             types.module_types_builder_mut(),
         );
     }
+
+    // wasmhost patch: registers the modules with the Wasm-level function
+    // cache for the length of the compile (see
+    // `vendor/wasmtime-internal-cranelift/src/wasm_cache.rs`).
+    #[cfg(feature = "cranelift")]
+    let _registrations = module_translations
+        .iter()
+        .filter_map(|(_, translation)| {
+            wasmtime_cranelift::wasm_cache::register(
+                translation,
+                types.module_types_builder(),
+                engine.features().bits(),
+            )
+        })
+        .collect::<Vec<_>>();
 
     let compile_inputs = CompileInputs::for_component(
         engine,
