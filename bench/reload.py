@@ -176,9 +176,11 @@ def wrk_result(proc):
     return rps, failed
 
 
-def measure(wasmhost, swaps_each=15, changed="all", incremental=True, poll_ms=5.0):
-    """One host: `swaps_each` swaps on the idle host, a steady wrk run,
-    then `swaps_each` swaps under wrk. Latencies in ms, sorted."""
+def measure(wasmhost, swaps_each=15, changed="all", incremental=True, poll_ms=5.0, rounds=3):
+    """One host: `swaps_each` swaps on the idle host, then `rounds` pairs of
+    wrk windows of the same length: a steady one and a burst of
+    `swaps_each` swaps. Latencies in ms, sorted; throughput as the
+    medians of the windows."""
     ensure_wrk()
     v1 = open(os.path.join(GUESTS, "hello.wasm"), "rb").read()
     v2 = open(os.path.join(GUESTS, "raw_proxy.wasm"), "rb").read()
@@ -218,24 +220,56 @@ def measure(wasmhost, swaps_each=15, changed="all", incremental=True, poll_ms=5.
                 time.sleep(poll_ms / 1e3)
             latencies.append((time.perf_counter() - written) * 1e3)
             time.sleep(0.1)
-        return sorted(latencies)
+        return latencies
+
+    def polls_only(seconds, polling_ms):
+        """What `swaps` does, without swapping: polls for `polling_ms` (as
+        long as an idle swap took to appear, which is shorter than under
+        load), pauses 100 ms, and again, for `seconds`."""
+        ended = time.perf_counter() + seconds
+        while time.perf_counter() < ended:
+            started = time.perf_counter()
+            while (time.perf_counter() - started) * 1e3 < polling_ms:
+                poller.get()
+                time.sleep(poll_ms / 1e3)
+            time.sleep(0.1)
+
+    def window(work_in_window):
+        """A wrk run around `work_in_window`: 0.5 s of load first, then the
+        work, then wrk stops. Returns (req/s, failed, seconds of work)."""
+        load = wrk(url, 120)
+        time.sleep(0.5)
+        started = time.perf_counter()
+        result = work_in_window()
+        seconds = time.perf_counter() - started
+        load.send_signal(signal.SIGINT)  # wrk prints its results on SIGINT
+        rps, failed = wrk_result(load)
+        return rps, failed, seconds, result
 
     try:
-        idle = swaps(swaps_each)
-        # Steady state and a burst of reloads, each measured with wrk.
-        steady_rps, steady_failed = wrk_result(wrk(url, 8))
-        load = wrk(url, 60)
-        time.sleep(1)
-        latencies = swaps(swaps_each)
-        load.send_signal(signal.SIGINT)  # wrk prints its results on SIGINT
-        burst_rps, burst_failed = wrk_result(load)
+        idle = sorted(swaps(swaps_each))
+        # Steady and burst windows alternate, each of the same length and
+        # with the same polling, so the ratio measures what the reloads
+        # cost and a noisy neighbour hits both kinds alike.
+        steady, bursts, latencies = [], [], []
+        burst_s = swaps_each * (statistics.median(idle) + 100) / 1e3
+        for _ in range(rounds):
+            steady.append(window(lambda: polls_only(burst_s, statistics.median(idle))))
+            burst = window(lambda: swaps(swaps_each))
+            burst_s = burst[2]
+            bursts.append(burst)
+            latencies += burst[3]
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(work, ignore_errors=True)
-    return {"idle_ms": idle, "load_ms": latencies, "steady_rps": steady_rps,
-            "burst_rps": burst_rps, "steady_failed": steady_failed,
-            "burst_failed": burst_failed}
+    return {"idle_ms": idle, "load_ms": sorted(latencies),
+            "steady_rps": statistics.median(w[0] for w in steady),
+            "burst_rps": statistics.median(w[0] for w in bursts),
+            "steady_runs_rps": [w[0] for w in steady],
+            "burst_runs_rps": [w[0] for w in bursts],
+            "steady_failed": sum(w[1] for w in steady),
+            "burst_failed": sum(w[1] for w in bursts)}
 
 
 def p95(values):
@@ -265,7 +299,10 @@ def main():
               f"p50 {statistics.median(values):.0f} ms, "
               f"p95 {p95(values):.0f} ms, max {values[-1]:.0f} ms")
     print(f"throughput: steady {r['steady_rps']:.0f} req/s, during reloads "
-          f"{r['burst_rps']:.0f} req/s, ratio {r['burst_rps'] / r['steady_rps']:.2f}")
+          f"{r['burst_rps']:.0f} req/s, ratio {r['burst_rps'] / r['steady_rps']:.2f} "
+          f"(medians of {len(r['steady_runs_rps'])} alternating windows each: steady "
+          f"{', '.join(f'{x:.0f}' for x in r['steady_runs_rps'])}; reloads "
+          f"{', '.join(f'{x:.0f}' for x in r['burst_runs_rps'])})")
     print(f"failed requests: steady {r['steady_failed']}, during reloads {r['burst_failed']}")
 
 
