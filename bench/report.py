@@ -174,8 +174,9 @@ def print_heavy(report, args):
 
 
 def print_reload(report, args):
-    print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then 15 times "
-          "under wrk -t2 -c32; each swap new bytes)\n")
+    print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then three "
+          "rounds of a steady window and 15 swaps, each under wrk -t2 -c16 with the same "
+          "polling; each swap new bytes)\n")
     print("| functions changed per swap | incremental compilation | p50 idle ms | p50 under load ms "
           "| load / idle | req/s during reloads / steady | failed |")
     print("|---|---|---:|---:|---:|---:|---:|")
