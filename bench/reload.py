@@ -13,9 +13,10 @@ depends on: `all` (the default: every function body gets a new constant,
 so every function is compiled again), a number N (N function bodies of
 the largest core module change: an edit), or 0 (only the custom section
 changes: a rebuild that changed metadata).
-The throughput dip is measured in three rounds of two windows of equal
+The throughput dip is measured in four rounds of two windows of equal
 length, a steady one and one with `--swaps` swaps, both with the same
-polling for the new version (see bench/README.md).
+polling for the new version, the steady ones serving each of the two
+swapped versions equally (see bench/README.md).
 Needs wrk (installed with apt-get when missing) and the guests built
 (guests/build.sh).
 """

@@ -174,7 +174,7 @@ def print_heavy(report, args):
 
 
 def print_reload(report, args):
-    print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then three "
+    print("## Reload (bench/reload.py: hello and raw-proxy swapped 15 times idle, then four "
           "rounds of a steady window and 15 swaps, each under wrk -t2 -c16 with the same "
           "polling; each swap new bytes)\n")
     print("| functions changed per swap | incremental compilation | p50 idle ms | p50 under load ms "

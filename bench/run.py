@@ -320,7 +320,7 @@ def main():
         report["oci"] = oci_cold(args, folder)
 
     if "reload" in only:
-        print("reload: 15 swaps idle, then 3 rounds of a steady window and 15 swaps under wrk, "
+        print("reload: 15 swaps idle, then 4 rounds of a steady window and 15 swaps under wrk, "
               "per kind of change, incremental compilation on and off", file=sys.stderr)
         report["reload"] = reload_section(args)
 
