@@ -201,7 +201,7 @@ def measure(wasmhost, swaps_each=15, changed="all", incremental=True, poll_ms=5.
     versions = [(v2, "raw proxy ok"), (v1, "hello")]
     counter = iter(range(10**9))
     # The version being served (its marker): the swaps alternate between two
-    # components of different speeds (raw-proxy answers ~15% more requests
+    # components of different speeds (raw-proxy answers 15-20% more requests
     # than hello), so the steady windows must serve each as often.
     live = ["hello"]
 
