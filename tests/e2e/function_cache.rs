@@ -11,13 +11,13 @@ use crate::support::*;
 /// that only changed metadata).
 fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
     let name = b"wasmhost-test";
-    let mut payload = vec![name.len() as u8];
+    let mut payload = leb(name.len() as u64);
     payload.extend_from_slice(name);
     payload.extend_from_slice(tag.as_bytes());
-    assert!(payload.len() < 128, "one-byte LEB128 size");
     let mut out = bytes.to_vec();
-    out.extend_from_slice(&[0, payload.len() as u8]);
-    out.extend_from_slice(&payload);
+    out.push(0);
+    out.extend(leb(payload.len() as u64));
+    out.extend(payload);
     out
 }
 
