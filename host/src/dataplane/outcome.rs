@@ -252,8 +252,8 @@ impl Report<'_> {
             line.opt_str("cause", self.cause.as_deref());
             line.bool("client_gone", self.client_gone);
             if let Some(trace) = self.trace {
-                line.display("trace_id", trace.server.trace_hex());
-                line.display("span_id", trace.server.span_hex());
+                line.str("trace_id", &trace.server.trace_hex().as_str());
+                line.str("span_id", &trace.server.span_hex().as_str());
             }
             line.millis("duration_ms", duration);
             line.opt_u64("fuel", fuel);

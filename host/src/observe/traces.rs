@@ -72,15 +72,16 @@ impl TraceContext {
 
     /// The `traceparent` header that makes this span the parent.
     pub fn traceparent(&self) -> HeaderValue {
-        let value = format!(
-            "00-{:032x}-{:016x}-0{}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        );
-        // The header takes the string's buffer as it is: no second copy.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
-            .expect("hex digits and dashes are a valid header value")
+        // "00-" trace "-" span "-0" flag: 55 bytes, built without the
+        // formatting machinery (this runs on every request).
+        let mut value = [0u8; 55];
+        value[..3].copy_from_slice(b"00-");
+        value[3..35].copy_from_slice(Hex::Trace(self.trace_id).as_str().as_bytes());
+        value[35] = b'-';
+        value[36..52].copy_from_slice(Hex::Span(self.span_id).as_str().as_bytes());
+        value[52..54].copy_from_slice(b"-0");
+        value[54] = b'0' + u8::from(self.sampled);
+        HeaderValue::from_bytes(&value).expect("hex digits and dashes are a valid header value")
     }
 
     /// The trace id as 32 hex digits (logs), formatted when written.
@@ -103,12 +104,49 @@ pub enum Hex {
     Span(u64),
 }
 
+impl Hex {
+    /// The id's digits, lowercase and zero-padded.
+    pub fn as_str(&self) -> HexDigits {
+        match *self {
+            Hex::Trace(id) => HexDigits::new(id, 32),
+            Hex::Span(id) => HexDigits::new(u128::from(id), 16),
+        }
+    }
+}
+
 impl std::fmt::Display for Hex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Hex::Trace(id) => write!(f, "{id:032x}"),
-            Hex::Span(id) => write!(f, "{id:016x}"),
+        f.write_str(&self.as_str())
+    }
+}
+
+/// Up to 32 lowercase hex digits on the stack: ids are written on every
+/// request (headers, the access log), and `{:032x}` through the formatting
+/// machinery cost a measurable share of a request's CPU.
+#[derive(Clone, Copy)]
+pub struct HexDigits {
+    digits: [u8; 32],
+    len: usize,
+}
+
+impl HexDigits {
+    /// The low `len` (at most 32) hex digits of `value`.
+    pub fn new(value: u128, len: usize) -> HexDigits {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 32];
+        for (i, digit) in digits[..len].iter_mut().enumerate() {
+            let shift = 4 * (len - 1 - i);
+            *digit = DIGITS[((value >> shift) & 0xf) as usize];
         }
+        HexDigits { digits, len }
+    }
+}
+
+impl std::ops::Deref for HexDigits {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.digits[..self.len]).expect("hex digits are ASCII")
     }
 }
 
@@ -463,6 +501,21 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(ctx.span_hex().to_string(), "00f067aa0ba902b7");
+        for id in [1u128, 0xabc, u128::MAX, 0x0123_4567_89ab_cdef << 60] {
+            assert_eq!(&*Hex::Trace(id).as_str(), format!("{id:032x}"));
+            assert_eq!(
+                &*Hex::Span(id as u64).as_str(),
+                format!("{:016x}", id as u64)
+            );
+        }
+        let unsampled = TraceContext {
+            sampled: false,
+            ..ctx
+        };
+        assert_eq!(
+            unsampled.traceparent().to_str().unwrap(),
+            &tp.replace("-01", "-00")
+        );
         assert!(ctx.sampled);
         assert_eq!(ctx.traceparent().to_str().unwrap(), tp);
         for junk in [

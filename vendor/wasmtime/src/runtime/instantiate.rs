@@ -11,8 +11,9 @@ use alloc::sync::Arc;
 use core::ops::Range;
 use core::str;
 use wasmtime_environ::{
-    CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, FilePos, FuncIndex, FuncKey,
-    FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex, StaticModuleIndex,
+    CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, EntityRef, FilePos, FuncIndex,
+    FuncKey, FuncRefIndex, FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex,
+    StaticModuleIndex, packed_option::ReservedValue,
 };
 
 /// A compiled wasm module, ready to be instantiated.
@@ -25,6 +26,11 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// (wasmhost patch) For each escaping function defined in this module,
+    /// by its `FuncRefIndex`: where its array-to-Wasm trampoline and its
+    /// body sit in the text section. Looked up once here rather than twice
+    /// per `VMFuncRef` per instantiation (a binary search each).
+    escaped_func_locs: Vec<Option<(FunctionLoc, FunctionLoc)>>,
 }
 
 impl CompiledModule {
@@ -51,6 +57,7 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let escaped_func_locs = escaped_func_locs(&info.module, &index);
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
@@ -58,6 +65,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            escaped_func_locs,
         };
         ret.register_profiling(profiler)?;
 
@@ -129,6 +137,22 @@ impl CompiledModule {
         let start = usize::try_from(loc.start).unwrap();
         let end = usize::try_from(loc.start + loc.length).unwrap();
         start..end
+    }
+
+    /// (wasmhost patch) The text ranges of the array-to-Wasm trampoline and
+    /// the body of the escaping defined function whose `VMFuncRef` is
+    /// `func_ref`, when both were compiled.
+    #[inline]
+    pub fn escaped_function_ranges(
+        &self,
+        func_ref: FuncRefIndex,
+    ) -> Option<(Range<usize>, Range<usize>)> {
+        let (array, wasm) = self.escaped_func_locs.get(func_ref.index())?.as_ref()?;
+        let range = |loc: &FunctionLoc| {
+            let start = usize::try_from(loc.start).unwrap();
+            start..start + usize::try_from(loc.length).unwrap()
+        };
+        Some((range(array), range(wasm)))
     }
 
     /// Get the Wasm-to-array trampoline for the given signature, as a
@@ -269,4 +293,28 @@ impl<'a> SymbolizeContext<'a> {
     pub fn code_section_offset(&self) -> u64 {
         self.code_section_offset
     }
+}
+
+/// (wasmhost patch) See `CompiledModule::escaped_func_locs`.
+fn escaped_func_locs(
+    module: &Module,
+    index: &CompiledFunctionsTable,
+) -> Vec<Option<(FunctionLoc, FunctionLoc)>> {
+    let mut locs = vec![None; module.num_escaped_funcs];
+    for (func_index, func) in module.functions.iter() {
+        if func.func_ref == FuncRefIndex::reserved_value() {
+            continue;
+        }
+        let Some(def) = module.defined_func_index(func_index) else {
+            continue;
+        };
+        let array = index.func_loc(FuncKey::ArrayToWasmTrampoline(module.module_index, def));
+        let wasm = index.func_loc(FuncKey::DefinedWasmFunction(module.module_index, def));
+        if let (Some(array), Some(wasm), Some(slot)) =
+            (array, wasm, locs.get_mut(func.func_ref.index()))
+        {
+            *slot = Some((*array, *wasm));
+        }
+    }
+    locs
 }

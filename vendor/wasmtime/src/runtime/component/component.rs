@@ -99,6 +99,11 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// (wasmhost patch) Where each trampoline's Wasm-ABI and array-ABI
+    /// functions sit in the text section, looked up once here instead of
+    /// twice per trampoline per instantiation.
+    trampoline_locs: PrimaryMap<TrampolineIndex, (FunctionLoc, FunctionLoc)>,
 }
 
 impl fmt::Debug for Component {
@@ -471,6 +476,20 @@ impl Component {
             [ValType::I32],
         ));
 
+        let trampoline_locs = info
+            .component
+            .trampolines
+            .keys()
+            .map(|idx| {
+                let loc = |abi| {
+                    *index
+                        .func_loc(FuncKey::ComponentTrampoline(abi, idx))
+                        .expect("every trampoline is compiled")
+                };
+                (loc(Abi::Wasm), loc(Abi::Array))
+            })
+            .collect();
+
         Ok(Component {
             inner: Arc::new(ComponentInner {
                 id: CompiledModuleId::new(),
@@ -482,6 +501,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampoline_locs,
             }),
         })
     }
@@ -518,14 +538,9 @@ impl Component {
     }
 
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
+        let (wasm, array) = &self.inner.trampoline_locs[index];
+        let wasm_call = self.func_loc_to_pointer(wasm).cast();
+        let array_call = self.func_loc_to_pointer(array).cast();
         AllCallFuncPointers {
             wasm_call,
             array_call,

@@ -18,7 +18,7 @@ use crate::runtime::vm::{
     VMStoreRawPtr, VmPtr, VmSafe, WasmFault, catch_unwind_and_record_trap,
 };
 use crate::store::{InstanceId, StoreId, StoreInstanceId, StoreOpaque, StoreResourceLimiter};
-use crate::vm::{VMWasmCallFunction, ValRaw};
+use crate::vm::{VMArrayCallFunction, VMWasmCallFunction, ValRaw};
 use alloc::sync::Arc;
 use core::alloc::Layout;
 use core::marker;
@@ -880,6 +880,26 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
+        // (wasmhost patch) The code ranges of an escaping function were
+        // looked up when its module was loaded.
+        let runtime_module = self
+            .runtime_module()
+            .expect("funcref impossible in fake module");
+        if let Some((array_range, wasm_range)) = runtime_module
+            .compiled_module()
+            .escaped_function_ranges(func.func_ref)
+        {
+            let store_code = registry
+                .store_code(runtime_module.engine_code())
+                .expect("module not in store");
+            let text = store_code.text();
+            let array_call = NonNull::from(&text[array_range]).cast();
+            let wasm_call = NonNull::from(&text[wasm_range]).cast();
+            // SAFETY: the type/offset here are valid for the defined function
+            // at `def_index`, and the pointers are its trampoline and body in
+            // this store's copy of the code.
+            return unsafe { self.write_funcref(type_index, vmctx_offset, array_call, wasm_call) };
+        }
         let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
         // SAFETY: the type/offset/keys here are all valid for the defined
@@ -967,19 +987,28 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        let array_call = NonNull::from(module_with_code.function(array_to_wasm_key)).cast();
+        let wasm_call = NonNull::from(module_with_code.function(wasm_key)).cast();
 
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        // SAFETY: the caller's contract.
+        unsafe { self.write_funcref(type_index, vmctx_offset, array_call, wasm_call) }
+    }
+
+    /// Writes the `VMFuncRef` at `vmctx_offset` and returns a pointer to it.
+    ///
+    /// # Safety
+    ///
+    /// As for `initialize_and_return_funcref`; `array_call` and `wasm_call`
+    /// must be the function's array-to-Wasm trampoline and its body.
+    unsafe fn write_funcref(
+        self: Pin<&mut Self>,
+        type_index: VMSharedTypeIndex,
+        vmctx_offset: u32,
+        array_call: NonNull<VMArrayCallFunction>,
+        wasm_call: NonNull<VMWasmCallFunction>,
+    ) -> Option<NonNull<VMFuncRef>> {
+        let array_call = VmPtr::from(array_call);
+        let wasm_call = Some(VmPtr::from(wasm_call));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
