@@ -88,6 +88,16 @@ class Target:
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         self.start_s = wait_http(self.port, self.path, deadline_s)
+        self.check_alive()
+
+    def check_alive(self):
+        """Raises when the server has exited: its port may then be answered
+        by another process (one run measured another server's listener
+        after `wasmtime serve` had exited), which must not be reported as
+        this target's figures."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with status {self.proc.returncode}; "
+                               f"port {self.port} is not its to measure")
 
     def url(self):
         return f"http://127.0.0.1:{self.port}{self.path}"
@@ -152,6 +162,7 @@ def throughput(targets, rounds, seconds, label=""):
     for round_ in range(rounds):
         for target in targets:
             result = wrk(target.url(), seconds)
+            target.check_alive()
             results[target.name].append(result)
             print(f"  {label}round {round_ + 1} {target.name:20} {result['rps']:>10.0f} req/s "
                   f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
