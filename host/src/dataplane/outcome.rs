@@ -252,8 +252,8 @@ impl Report<'_> {
             line.opt_str("cause", self.cause.as_deref());
             line.bool("client_gone", self.client_gone);
             if let Some(trace) = self.trace {
-                line.str("trace_id", &trace.server.trace_hex().as_str());
-                line.str("span_id", &trace.server.span_hex().as_str());
+                line.str("trace_id", &trace.server.trace_hex().digits());
+                line.str("span_id", &trace.server.span_hex().digits());
             }
             line.millis("duration_ms", duration);
             line.opt_u64("fuel", fuel);

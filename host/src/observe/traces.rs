@@ -76,9 +76,9 @@ impl TraceContext {
         // formatting machinery (this runs on every request).
         let mut value = [0u8; 55];
         value[..3].copy_from_slice(b"00-");
-        value[3..35].copy_from_slice(Hex::Trace(self.trace_id).as_str().as_bytes());
+        value[3..35].copy_from_slice(Hex::Trace(self.trace_id).digits().as_bytes());
         value[35] = b'-';
-        value[36..52].copy_from_slice(Hex::Span(self.span_id).as_str().as_bytes());
+        value[36..52].copy_from_slice(Hex::Span(self.span_id).digits().as_bytes());
         value[52..54].copy_from_slice(b"-0");
         value[54] = b'0' + u8::from(self.sampled);
         HeaderValue::from_bytes(&value).expect("hex digits and dashes are a valid header value")
@@ -106,7 +106,7 @@ pub enum Hex {
 
 impl Hex {
     /// The id's digits, lowercase and zero-padded.
-    pub fn as_str(&self) -> HexDigits {
+    pub fn digits(&self) -> HexDigits {
         match *self {
             Hex::Trace(id) => HexDigits::new(id, 32),
             Hex::Span(id) => HexDigits::new(u128::from(id), 16),
@@ -116,7 +116,7 @@ impl Hex {
 
 impl std::fmt::Display for Hex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
+        f.write_str(&self.digits())
     }
 }
 
@@ -502,9 +502,9 @@ mod tests {
         );
         assert_eq!(ctx.span_hex().to_string(), "00f067aa0ba902b7");
         for id in [1u128, 0xabc, u128::MAX, 0x0123_4567_89ab_cdef << 60] {
-            assert_eq!(&*Hex::Trace(id).as_str(), format!("{id:032x}"));
+            assert_eq!(&*Hex::Trace(id).digits(), format!("{id:032x}"));
             assert_eq!(
-                &*Hex::Span(id as u64).as_str(),
+                &*Hex::Span(id as u64).digits(),
                 format!("{:016x}", id as u64)
             );
         }
