@@ -48,7 +48,7 @@ pub(crate) fn request_id<B>(request: &Request<B>) -> String {
 
 /// A new random 128-bit request id, as 32 hex digits (fast, not a secret).
 fn new_request_id() -> String {
-    crate::observe::traces::HexDigits::new(fastrand::u128(..), 32).to_string()
+    crate::observe::hex::HexDigits::new(fastrand::u128(..), 32).to_string()
 }
 
 /// Both `Content-Length` and `Transfer-Encoding`, or several differing
