@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in fuzz/ and runs each for a while.
 #
-#   scripts/fuzz.sh [SECONDS]     # SECONDS per target, default 60
+#   scripts/fuzz.sh [--prune-build] [SECONDS]   # SECONDS per target, default 60
+#
+# --prune-build deletes the build's intermediate files once the targets have
+# run (about 2 GB; the next run builds from scratch), keeping the three
+# binaries and the runs: scripts/test.sh uses it so that the container
+# image's build, which comes next, has that room.
 #
 # Each target starts from a scratch copy of fuzz/seeds/<target> (the
 # committed seeds are never written to) under target/fuzz/runs/<target>/,
@@ -29,9 +34,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+prune=0
+if [[ "${1:-}" == --prune-build ]]; then
+    prune=1
+    shift
+fi
 seconds="${1:-60}"
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
-    echo "usage: $0 [SECONDS]   (seconds per target, default 60)" >&2
+    echo "usage: $0 [--prune-build] [SECONDS]   (seconds per target, default 60)" >&2
     exit 2
 fi
 targets=(manifest router component)
@@ -113,6 +123,14 @@ for target in "${targets[@]}"; do
     fi
     rows+=("$(printf '%-10s %8s %12s %8s  %s' "$target" "$seconds" "${runs_done:-?}" "$corpus_size" "$result")")
 done
+
+if [[ $prune -eq 1 ]]; then
+    # The binaries are hard links into deps/: removing deps/ keeps them.
+    release="$target_dir/$triple/release"
+    rm -rf "$release/deps" "$release/build" "$release/.fingerprint" \
+        "$release/incremental" "$release/examples" "$target_dir/release"
+    echo "==> pruned the build's intermediate files (the binaries stay in $release)"
+fi
 
 echo
 echo "build: ${build_seconds}s, sanitizer: $sanitizer"

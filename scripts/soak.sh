@@ -7,22 +7,34 @@
 #   scripts/soak.sh [SECONDS]      # default 600 (10 minutes)
 #
 # SOAK_PROFILE picks the cargo profile of the host binary: `release`
-# (default) or `dev` (what the test suite already built; scripts/test.sh
-# runs the 60 s version with it). The report is also written as JSON to
-# target/soak-report.json.
+# (default) or `dev`. SOAK_WASMHOST names a binary that is already built
+# and skips the build: scripts/test.sh runs the 60 s version on the one
+# `cargo test` built (a `cargo build` would build wasmtime and wasmhost
+# again, because the tests' dev-dependencies unify other features). The
+# report is also written as JSON to target/soak-report.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset RUST_BACKTRACE
 duration=${1:-600}
 profile=${SOAK_PROFILE:-release}
 
-guests/build.sh >/dev/null
-cargo build --quiet --profile "$profile" -p wasmhost
-case $profile in
-    dev) dir=debug ;;
-    *) dir=$profile ;;
-esac
 target=${CARGO_TARGET_DIR:-target}
-exec python3 scripts/soak.py --wasmhost "$target/$dir/wasmhost" \
+
+guests/build.sh >/dev/null
+if [ -n "${SOAK_WASMHOST:-}" ]; then
+    wasmhost=$SOAK_WASMHOST
+    if [ ! -x "$wasmhost" ]; then
+        echo "soak.sh: SOAK_WASMHOST=$wasmhost is not an executable" >&2
+        exit 1
+    fi
+else
+    cargo build --quiet --profile "$profile" -p wasmhost
+    case $profile in
+        dev) dir=debug ;;
+        *) dir=$profile ;;
+    esac
+    wasmhost=$target/$dir/wasmhost
+fi
+exec python3 scripts/soak.py --wasmhost "$wasmhost" \
     --guests guests/target/wasm32-wasip2/release --duration "$duration" \
     --report "$target/soak-report.json"

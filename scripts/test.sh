@@ -10,8 +10,20 @@ cd "$(dirname "$0")/.."
 unset RUST_BACKTRACE
 
 # A whole run is one build: incremental caches would only take disk space
-# (about 1 GB here), and a clean run's target dirs already reach 7 GB.
+# (about 1 GB here).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# A run from scratch peaks at about 6 GB under target/ and guests/target
+# (the tests' build, then the fuzz build, then the image's), plus the
+# toolchains and tools it installs; say so up front rather than let a
+# compiler die of ENOSPC half an hour in.
+target_root=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+mkdir -p "$target_root"
+free_mb=$(df -Pm "$target_root" | awk 'NR == 2 { print $4 }')
+if [ "${free_mb:-0}" -lt 6144 ]; then
+  echo "scripts/test.sh: warning: $free_mb MB free under $target_root;" \
+    "a run from scratch needs about 6 GB" >&2
+fi
 
 # rust-toolchain.toml names the guest target, but rustup does not install
 # targets by itself everywhere (RUSTUP_AUTO_INSTALL=0).
@@ -46,7 +58,7 @@ fi
 
 # kubernetes-validate (PyPI) checks deploy/k8s against Kubernetes' schemas,
 # offline; it lives in its own virtualenv under target/.
-tools=$(realpath -m "${CARGO_TARGET_DIR:-target}/py-tools")
+tools="$target_root/py-tools"
 if ! "$tools/bin/kubernetes-validate" --version >/dev/null 2>&1; then
   python3 -m venv "$tools"
   "$tools/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
@@ -77,11 +89,13 @@ cargo test --workspace "$@"
 )
 
 # Hardening: a 60 s soak (good and hostile traffic side by side, a hot
-# reload every 3 s) against the build the tests used, then every fuzz
+# reload every 3 s) against the binary the tests used, then every fuzz
 # target for 60 s on the nightly toolchain (scripts/fuzz.sh installs
-# cargo-fuzz; the 10-minute soak is `scripts/soak.sh`).
-SOAK_PROFILE=dev scripts/soak.sh 60
-scripts/fuzz.sh 60
+# cargo-fuzz; the 10-minute soak is `scripts/soak.sh`). The fuzz build's
+# intermediate files (about 2 GB) go once it has run, making room for the
+# image's build.
+SOAK_WASMHOST="$target_root/debug/wasmhost" scripts/soak.sh 60
+scripts/fuzz.sh --prune-build 60
 
 # The container image: a static binary FROM scratch, built and run with
 # podman (read-only root, non-root, clean stop on `podman stop`).
