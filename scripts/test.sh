@@ -13,7 +13,7 @@ unset RUST_BACKTRACE
 # (about 1 GB here).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# A run from scratch peaks at about 6 GB under target/ and guests/target
+# A run from scratch peaked at 5.5 GB under target/ and guests/target
 # (the tests' build, then the fuzz build, then the image's), plus the
 # toolchains and tools it installs; say so up front rather than let a
 # compiler die of ENOSPC half an hour in.
