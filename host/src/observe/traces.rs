@@ -13,15 +13,14 @@
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
-
-pub use super::span_queue::{exporting, record, record_request};
 use std::time::{Instant, SystemTime};
 
 use http::HeaderValue;
-
-use super::hex::HexDigits;
 use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
+
+use super::hex::HexDigits;
+pub use super::span_queue::{exporting, record, record_request};
 
 /// A W3C trace context: the trace, one span in it, and whether the trace
 /// is sampled (recorded and exported).
